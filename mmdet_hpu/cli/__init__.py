@@ -1,0 +1,1 @@
+"""Console scripts: ``mmdet-hpu-train``, ``mmdet-hpu-test`` (and ``tools/*.py``)."""

@@ -1,0 +1,77 @@
+"""Apply command-line values to an mmcv ``Config``.
+
+Each function changes one part of the config and raises ``ConfigError`` with a
+message that says what is wrong and how to fix it.
+"""
+import os.path as osp
+
+
+class ConfigError(ValueError):
+    """A config or command-line value that cannot work; the message says how to fix it."""
+
+
+def merge_cfg_options(cfg, cfg_options):
+    """Merge ``--cfg-options`` and re-root every data path when ``data_root`` changes.
+
+    mmdet configs build their paths as ``data_root + 'annotations/...'`` when the
+    file is read, so overriding ``data_root`` alone would change nothing. Every string
+    under ``cfg.data`` that starts with the old root is rewritten to the new one.
+    """
+    if not cfg_options:
+        return cfg
+    old_root = cfg.get('data_root')
+    cfg.merge_from_dict(cfg_options)
+    new_root = cfg.get('data_root')
+    if old_root and new_root and new_root != old_root:
+        if old_root.endswith('/') and not new_root.endswith('/'):
+            new_root += '/'
+            cfg.data_root = new_root
+        cfg.data = _replace_prefix(cfg.data, old_root, new_root)
+    return cfg
+
+
+def _replace_prefix(node, old, new):
+    if isinstance(node, str):
+        return new + node[len(old):] if node.startswith(old) else node
+    if isinstance(node, dict):
+        for key in list(node.keys()):
+            node[key] = _replace_prefix(node[key], old, new)
+        return node
+    if isinstance(node, (list, tuple)):
+        return type(node)(_replace_prefix(v, old, new) for v in node)
+    return node
+
+
+def set_batch_sizes(cfg, batch_size=None, eval_batch_size=None):
+    """Set the per-device train batch size and the evaluation batch size."""
+    if batch_size is not None:
+        cfg.data.samples_per_gpu = batch_size
+        cfg.data.setdefault('train_dataloader', {})['samples_per_gpu'] = batch_size
+    if eval_batch_size is not None:
+        for key in ('val_dataloader', 'test_dataloader'):
+            cfg.data.setdefault(key, {})['samples_per_gpu'] = eval_batch_size
+
+
+def set_schedule(cfg, epochs=None, steps=None, log_interval=None):
+    """Set the number of epochs, the per-epoch iteration cap and the log interval."""
+    runner = cfg.get('runner')
+    if epochs is not None:
+        if runner is None or 'max_epochs' not in runner:
+            raise ConfigError('--epochs needs an epoch-based runner, but the config has '
+                              f'runner={runner}; set runner.max_iters with --cfg-options instead')
+        runner.max_epochs = epochs
+    if steps is not None:
+        if runner is None or runner.get('type') not in ('HPUEpochBasedRunner', 'HPUIterBasedRunner'):
+            raise ConfigError("--steps needs runner.type='HPUEpochBasedRunner' (the plugin's "
+                              f"runner), but the config has runner={runner}")
+        runner.max_iters_per_epoch = steps
+    if log_interval is not None:
+        cfg.log_config.interval = log_interval
+
+
+def set_work_dir(cfg, work_dir, config_path):
+    """work_dir priority: command line > config file > ``./work_dirs/<config name>``."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])

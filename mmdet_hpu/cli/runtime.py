@@ -1,0 +1,55 @@
+"""Steps shared by the console scripts: device set-up, config loading, user errors."""
+import contextlib
+import os.path as osp
+import sys
+
+from .overrides import ConfigError
+
+
+class UserError(RuntimeError):
+    """A mistake in the command line, config or data; the message says how to fix it."""
+
+
+def prepare_device(args):
+    """Set the HPU execution mode (before ``habana_frameworks`` loads) and pick the device.
+
+    Args:
+        args (argparse.Namespace): needs ``device`` and ``execution_mode``.
+
+    Returns:
+        tuple[str, str | None]: the device (``'hpu'``, ``'cuda'`` or ``'cpu'``) and the
+        execution mode (``None`` off HPU unless ``--compile`` was given).
+    """
+    from mmdet_hpu import device
+
+    mode = args.execution_mode
+    if mode is not None:
+        device.set_execution_mode(mode)
+    name = device.resolve_device(args.device)
+    if name == 'hpu' and mode is None:
+        mode = device.get_execution_mode()
+    if name != 'hpu' and mode in ('lazy', 'eager'):
+        raise UserError(f'--{mode} is an HPU execution mode, but the device is {name!r}. '
+                        f'Drop --{mode} (or use --compile for torch.compile), or run on a '
+                        'Gaudi machine with --device hpu.')
+    return name, mode
+
+
+def load_config(path):
+    """Read an mmcv config file, importing its ``custom_imports`` (the plugin)."""
+    from mmcv import Config
+
+    if not osp.isfile(path):
+        raise UserError(f'config file not found: {path!r}. Pass the path of a config such as '
+                        'configs/demo/yolov3_mobilenetv2-half_128_shapes.py.')
+    return Config.fromfile(path)
+
+
+@contextlib.contextmanager
+def fail_on_user_error():
+    """Turn a user mistake into a one-paragraph message on stderr and exit status 2."""
+    try:
+        yield
+    except (UserError, ConfigError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        raise SystemExit(2) from None
