@@ -57,8 +57,10 @@ train_pipeline = [
     dict(type='RandomFlip', flip_ratio=0.5),
     dict(type='Normalize', **img_norm_cfg),
     dict(type='Pad', size=(img_size, img_size)),
+    # Fixed-size ground truth (+ gt_valid mask): static shapes in the HPU head.
+    dict(type='HPUPadGT', max_num_gt=16),
     dict(type='DefaultFormatBundle'),
-    dict(type='Collect', keys=['img', 'gt_bboxes', 'gt_labels'])
+    dict(type='Collect', keys=['img', 'gt_bboxes', 'gt_labels', 'gt_valid'])
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -19,8 +19,10 @@ train_pipeline = [
     dict(type='PhotoMetricDistortion'),
     dict(type='Normalize', **img_norm_cfg),
     dict(type='Pad', size=(608, 608)),
+    # Fixed-size ground truth (+ gt_valid mask): static shapes in the HPU head.
+    dict(type='HPUPadGT', max_num_gt=128),
     dict(type='DefaultFormatBundle'),
-    dict(type='Collect', keys=['img', 'gt_bboxes', 'gt_labels'])
+    dict(type='Collect', keys=['img', 'gt_bboxes', 'gt_labels', 'gt_valid'])
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -1,0 +1,2 @@
+"""mmdet_hpu.datasets."""
+from . import pipelines  # noqa: F401

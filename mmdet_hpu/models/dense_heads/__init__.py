@@ -1,0 +1,4 @@
+"""Dense heads registered in mmdet's ``HEADS``."""
+from .hpu_yolo_head import HPUYOLOV3Head
+
+__all__ = ['HPUYOLOV3Head']

@@ -1,0 +1,143 @@
+"""Batched, fixed-shape detection post-processing (thresholds, top-k, one NMS call).
+
+Stock mmdet filters candidates per image with boolean indexing and ``nonzero`` before calling
+NMS, so every tensor has a data-dependent length. Here thresholds become masks, a fixed top-k
+selects ``nms_pre`` candidates per image, a single ``torchvision.ops.batched_nms`` call handles
+the whole batch (grouped per image *and* class), and the result is packed back into
+``max_per_img`` rows per image plus a count. NMS is the only dynamic op left.
+"""
+from typing import Tuple
+
+import torch
+from torchvision.ops import batched_nms
+
+
+def select_topk_candidates(bboxes: torch.Tensor, objectness: torch.Tensor,
+                           cls_scores: torch.Tensor, conf_thr: float, score_thr: float,
+                           nms_pre: int
+                           ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Threshold every (anchor, class) pair and keep a fixed top-k per image.
+
+    Replicates the filtering of ``YOLOV3Head.get_bboxes`` + ``multiclass_nms``: an anchor needs
+    ``objectness >= conf_thr`` (only when ``conf_thr > 0``); a pair needs its *raw* class score
+    ``> score_thr``; the score is then ``cls * objectness``.
+
+    Args:
+        bboxes (Tensor): (B, A, 4) decoded boxes.
+        objectness (Tensor): (B, A) objectness probabilities.
+        cls_scores (Tensor): (B, A, C) class probabilities.
+        conf_thr (float): objectness threshold; <= 0 disables it.
+        score_thr (float): class score threshold (strict).
+        nms_pre (int): K, candidates kept per image; <= 0 or > A * C keeps A * C.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor, Tensor]: boxes (B, K, 4), scores (B, K) sorted in
+        descending order, labels (B, K) long and valid (B, K) bool (False where fewer than K
+        pairs pass the thresholds).
+    """
+    num_imgs, num_anchors, num_classes = cls_scores.shape
+    valid = cls_scores > score_thr
+    if conf_thr > 0:
+        valid = valid & (objectness >= conf_thr)[..., None]
+    scores = cls_scores * objectness[..., None]
+    # Scores lie in [0, 1]: -1 ranks every filtered-out pair below every valid one.
+    masked = torch.where(valid, scores, torch.full_like(scores, -1.0)).reshape(num_imgs, -1)
+    num_pairs = num_anchors * num_classes
+    k = num_pairs if nms_pre <= 0 else min(nms_pre, num_pairs)
+    _, top_inds = masked.topk(k, dim=1)
+    anchor_inds = torch.div(top_inds, num_classes, rounding_mode='floor')
+    labels = top_inds - anchor_inds * num_classes
+    boxes = torch.gather(bboxes, 1, anchor_inds[..., None].expand(num_imgs, k, 4))
+    top_scores = torch.gather(scores.reshape(num_imgs, -1), 1, top_inds)
+    top_valid = torch.gather(valid.reshape(num_imgs, -1), 1, top_inds)
+    return boxes, top_scores, labels, top_valid
+
+
+def nms_group_ids(labels: torch.Tensor, valid: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """One NMS group per (image, class); every invalid candidate goes to one extra group.
+
+    Args:
+        labels (Tensor): (B, K) long class labels.
+        valid (Tensor): (B, K) bool.
+        num_classes (int): C.
+
+    Returns:
+        Tensor: (B, K) long group ids in [0, B * C]; B * C is the group of invalid candidates.
+    """
+    num_imgs = labels.shape[0]
+    img_ids = torch.arange(num_imgs, device=labels.device)[:, None]
+    groups = img_ids * num_classes + labels
+    return torch.where(valid, groups, torch.full_like(groups, num_imgs * num_classes))
+
+
+def batched_nms_fixed(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
+                      valid: torch.Tensor, num_classes: int, iou_threshold: float,
+                      max_per_img: int, class_agnostic: bool = False
+                      ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Class-aware NMS of a whole batch with one call, packed into fixed-size outputs.
+
+    Args:
+        boxes (Tensor): (B, K, 4) candidate boxes.
+        scores (Tensor): (B, K) scores.
+        labels (Tensor): (B, K) long labels.
+        valid (Tensor): (B, K) bool, False for padding candidates.
+        num_classes (int): C.
+        iou_threshold (float): NMS IoU threshold (a box is suppressed when IoU > threshold).
+        max_per_img (int): M, detections kept per image; <= 0 keeps up to K.
+        class_agnostic (bool): Group by image only, not by image and class.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]: dets (B, M, 5) (x1, y1, x2, y2, score) sorted by score
+        in descending order, labels (B, M) long, num_dets (B,) long. Rows at and after
+        ``num_dets`` are padding: dets 0, labels -1.
+
+    Note:
+        ``batched_nms`` separates groups by shifting boxes by ``group * (max_coord + 1)``
+        (per-group loop instead on CPU above 1000 boxes), so on the device coordinates reach
+        about ``B * C * max_coord``; float32 rounding there can flip IoU comparisons that are
+        within ~1e-3 of the threshold (stock mmcv shifts by ``C * max_coord``). The order of
+        equal-score detections is unspecified, as in stock.
+    """
+    num_imgs, k = scores.shape
+    if class_agnostic:
+        groups = nms_group_ids(torch.zeros_like(labels), valid, 1).reshape(-1)
+    else:
+        groups = nms_group_ids(labels, valid, num_classes).reshape(-1)
+    # Zero-size boxes for invalid candidates keep the coordinate offsets used internally small.
+    flat_boxes = torch.where(valid[..., None], boxes, torch.zeros_like(boxes)).reshape(-1, 4)
+    # The one dynamic op: the number of boxes NMS keeps depends on the data.
+    keep = batched_nms(flat_boxes, scores.reshape(-1), groups, iou_threshold)
+    kept = torch.zeros(num_imgs * k, dtype=torch.bool, device=scores.device)
+    kept = kept.index_fill(0, keep, True).reshape(num_imgs, k) & valid
+    return pack_detections(boxes, scores, labels, kept, max_per_img)
+
+
+def pack_detections(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
+                    kept: torch.Tensor, max_per_img: int
+                    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gather the kept candidates of each image into ``max_per_img`` rows, best score first.
+
+    Args:
+        boxes (Tensor): (B, K, 4).
+        scores (Tensor): (B, K).
+        labels (Tensor): (B, K) long.
+        kept (Tensor): (B, K) bool.
+        max_per_img (int): M; <= 0 or > K means K.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]: dets (B, M, 5), labels (B, M), num_dets (B,), as in
+        :func:`batched_nms_fixed`.
+    """
+    num_imgs, k = scores.shape
+    m = k if max_per_img <= 0 else min(max_per_img, k)
+    ranked = torch.where(kept, scores, torch.full_like(scores, -1.0))
+    _, order = ranked.topk(m, dim=1)
+    num_dets = kept.sum(dim=1).clamp(max=m)
+    row_valid = torch.arange(m, device=scores.device)[None, :] < num_dets[:, None]
+    out_boxes = torch.gather(boxes, 1, order[..., None].expand(num_imgs, m, 4))
+    out_scores = torch.gather(scores, 1, order)
+    dets = torch.cat([out_boxes, out_scores[..., None]], dim=-1)
+    dets = torch.where(row_valid[..., None], dets, torch.zeros_like(dets))
+    out_labels = torch.gather(labels, 1, order)
+    out_labels = torch.where(row_valid, out_labels, torch.full_like(out_labels, -1))
+    return dets, out_labels, num_dets
