@@ -1,0 +1,82 @@
+"""Optimizer hook with HPU graph cuts and no per-iteration host read."""
+from typing import Optional
+
+from mmcv.runner import HOOKS, IterBasedRunner, OptimizerHook
+
+from mmdet_hpu import device
+
+from ..log_buffer import DeviceLogBuffer
+
+_DEFAULT_LOG_INTERVAL = 50
+
+
+@HOOKS.register_module()
+class HPUOptimizerHook(OptimizerHook):
+    """:class:`mmcv.runner.OptimizerHook` for HPU (runs unchanged on CPU and CUDA).
+
+    ``after_train_iter`` does, in this order:
+
+    1. ``optimizer.zero_grad(set_to_none=True)``;
+    2. optional ``detect_anomalous_parameters`` (debugging, as stock);
+    3. ``loss.backward()``, then ``device.mark_step()`` (lazy HPU only: cuts the
+       backward graph);
+    4. optional gradient clipping with ``torch.nn.utils.clip_grad_norm_``; the norm
+       stays on the device and goes to ``runner.log_buffer`` only at the log interval
+       (stock calls ``float(grad_norm)``, a host sync, every iteration);
+    5. ``optimizer.step()``, then ``device.mark_step()``.
+
+    Unlike the Habana fork, ``grad_clip=None`` works.
+
+    Args:
+        grad_clip (dict, optional): Keyword arguments of ``clip_grad_norm_``, e.g.
+            ``dict(max_norm=35, norm_type=2)``. Defaults to None (no clipping).
+        detect_anomalous_params (bool): Log parameters that are not in the loss graph
+            (slow; debugging only). Defaults to False.
+        log_interval (int, optional): Iterations between ``grad_norm`` log entries.
+            Defaults to None: ``runner.log_interval`` (set by the HPU runners from
+            ``log_config.interval``), else 50.
+
+    Raises:
+        ValueError: If ``log_interval`` is not a positive integer.
+    """
+
+    def __init__(self,
+                 grad_clip: Optional[dict] = None,
+                 detect_anomalous_params: bool = False,
+                 log_interval: Optional[int] = None) -> None:
+        super().__init__(grad_clip=grad_clip, detect_anomalous_params=detect_anomalous_params)
+        if log_interval is not None and (not isinstance(log_interval, int) or log_interval <= 0):
+            raise ValueError(f'log_interval must be a positive int, but got {log_interval!r}')
+        self.log_interval = log_interval
+
+    def after_train_iter(self, runner) -> None:
+        """Backward, clip and step, with a ``mark_step`` after backward and after step."""
+        optimizer = runner.optimizer
+        loss = runner.outputs['loss']
+        optimizer.zero_grad(set_to_none=True)
+        if self.detect_anomalous_params:
+            self.detect_anomalous_parameters(loss, runner)
+        loss.backward()
+        device.mark_step()
+        if self.grad_clip is not None:
+            grad_norm = self.clip_grads(runner.model.parameters())
+            if grad_norm is not None:
+                self._log_grad_norm(runner, grad_norm)
+        optimizer.step()
+        device.mark_step()
+
+    def _is_log_iter(self, runner) -> bool:
+        interval = self.log_interval or getattr(runner, 'log_interval', None) \
+            or _DEFAULT_LOG_INTERVAL
+        if isinstance(runner, IterBasedRunner):  # its inner_iter restarts every iteration
+            return self.every_n_iters(runner, interval)
+        return self.every_n_inner_iters(runner, interval)
+
+    def _log_grad_norm(self, runner, grad_norm) -> None:
+        buffer, num_samples = runner.log_buffer, runner.outputs['num_samples']
+        if not isinstance(buffer, DeviceLogBuffer):
+            # A stock LogBuffer (stock runner) averages host numbers over its last n
+            # entries: keep the stock behaviour, one host sync per iteration.
+            buffer.update({'grad_norm': float(grad_norm)}, num_samples)
+        elif self._is_log_iter(runner):
+            buffer.update({'grad_norm': grad_norm.detach()}, num_samples)
