@@ -10,10 +10,9 @@ from . import compat
 
 compat.apply()
 
-from .version import __version__  # noqa: E402
-
 # Importing the subpackages registers their modules in mmcv/mmdet registries.
-from . import apis, datasets, models, parallel, runner  # noqa: E402,F401
+from . import apis, checkpoint, datasets, models, parallel, runner  # noqa: E402,F401
+from .version import __version__  # noqa: E402
 
 
 def env_summary():

@@ -61,6 +61,20 @@ def add_cfg_options(parser):
                              'optimizer.lr=0.002 (xxx=[a,b] for lists)')
 
 
+def add_safety_args(parser):
+    """Add ``--bad-annotations`` and ``--trust-legacy-checkpoint`` (docs/failures.md)."""
+    parser.add_argument('--bad-annotations', choices=('skip', 'fail', 'off'), default='skip',
+                        help='bad boxes, unknown category ids, missing/unreadable images in a '
+                             'COCO file: skip them with a warning (a cleaned copy is written '
+                             'to the work dir; your file is unchanged), fail, or off (no '
+                             'check). Default: skip')
+    parser.add_argument('--trust-legacy-checkpoint', action='store_true',
+                        help='load checkpoints with torch.load(weights_only=False) when safe '
+                             'loading rejects them. SECURITY RISK: a malicious checkpoint can '
+                             'execute arbitrary code on this machine; use only for files you '
+                             'trust (e.g. that you wrote)')
+
+
 def finalize_common(args):
     """Resolve aliases shared by both scripts and export ``LOCAL_RANK``.
 

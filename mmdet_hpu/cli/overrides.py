@@ -61,7 +61,7 @@ def set_schedule(cfg, epochs=None, steps=None, log_interval=None):
                               f'runner={runner}; set runner.max_iters with --cfg-options instead')
         runner.max_epochs = epochs
     if steps is not None:
-        if runner is None or runner.get('type') not in ('HPUEpochBasedRunner', 'HPUIterBasedRunner'):
+        if runner is None or runner.get('type') != 'HPUEpochBasedRunner':
             raise ConfigError("--steps needs runner.type='HPUEpochBasedRunner' (the plugin's "
                               f"runner), but the config has runner={runner}")
         runner.max_iters_per_epoch = steps

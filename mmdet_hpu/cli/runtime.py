@@ -23,15 +23,16 @@ def prepare_device(args):
     from mmdet_hpu import device
 
     mode = args.execution_mode
-    if mode is not None:
-        device.set_execution_mode(mode)
-    name = device.resolve_device(args.device)
+    try:
+        if mode is not None:
+            # Before anything imports habana_frameworks: the bridge reads it at import.
+            device.set_execution_mode(mode)
+        name = device.resolve_device(args.device)
+        device.check_mode_for_device(mode, name)
+    except (ValueError, RuntimeError) as err:
+        raise UserError(str(err)) from None
     if name == 'hpu' and mode is None:
         mode = device.get_execution_mode()
-    if name != 'hpu' and mode in ('lazy', 'eager'):
-        raise UserError(f'--{mode} is an HPU execution mode, but the device is {name!r}. '
-                        f'Drop --{mode} (or use --compile for torch.compile), or run on a '
-                        'Gaudi machine with --device hpu.')
     return name, mode
 
 

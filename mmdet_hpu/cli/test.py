@@ -43,6 +43,7 @@ def parse_args(argv=None):
     cli_args.add_cfg_options(parser)
     cli_args.add_dist_args(parser)
     cli_args.add_device_args(parser)
+    cli_args.add_safety_args(parser)
     args = parser.parse_args(argv)
     _check_operations(args)
     return cli_args.finalize_common(args)
@@ -78,13 +79,17 @@ def _prepare_test_config(cfg, args):
 
 def _load_model(cfg, args, dataset):
     from mmcv.cnn import fuse_conv_bn
-    from mmcv.runner import load_checkpoint
     from mmdet.models import build_detector
+
+    from mmdet_hpu.checkpoint import load_checkpoint_safe, load_weights
+    from mmdet_hpu.validation import check_num_classes
 
     if not osp.isfile(args.checkpoint):
         raise UserError(f'checkpoint not found: {args.checkpoint!r}')
     model = build_detector(cfg.model, test_cfg=cfg.get('test_cfg'))
-    checkpoint = load_checkpoint(model, args.checkpoint, map_location='cpu')
+    checkpoint = load_checkpoint_safe(args.checkpoint, map_location='cpu')
+    check_num_classes(checkpoint, model, args.checkpoint, source='test')
+    load_weights(model, checkpoint)
     if args.fuse_conv_bn:
         model = fuse_conv_bn(model)
     model.CLASSES = checkpoint.get('meta', {}).get('CLASSES', dataset.CLASSES)
@@ -138,13 +143,15 @@ def run(args):
     from mmdet.datasets import build_dataloader, build_dataset
     from mmdet.utils import setup_multi_processes
 
+    from mmdet_hpu.validation import preflight_test
+
     device_name, mode = prepare_device(args)
-    cfg = _prepare_test_config(load_config(args.config), args)
+    cfg = preflight_test(_prepare_test_config(load_config(args.config), args), args)
     cfg.device, cfg.execution_mode, cfg.autocast = device_name, mode, args.autocast
     setup_multi_processes(cfg)
     distributed = args.launcher != 'none'
     if distributed:
-        from mmdet_hpu.parallel.dist import init_dist
+        from mmdet_hpu.dist import init_dist
 
         init_dist(args.launcher, device=cfg.device, **cfg.get('dist_params', {}))
     dataset = build_dataset(cfg.data.test)

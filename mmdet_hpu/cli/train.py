@@ -38,6 +38,7 @@ def parse_args(argv=None):
     cli_args.add_cfg_options(parser)
     cli_args.add_dist_args(parser)
     cli_args.add_device_args(parser)
+    cli_args.add_safety_args(parser)
     recipe = parser.add_argument_group('Gaudi recipe shortcuts (override the config)')
     recipe.add_argument('--batch-size', type=cli_args.positive_int,
                         help='training images per device (data.samples_per_gpu)')
@@ -83,7 +84,7 @@ def _init_distributed(args, cfg):
         return False
     from mmcv.runner import get_dist_info
 
-    from mmdet_hpu.parallel.dist import init_dist
+    from mmdet_hpu.dist import init_dist
 
     init_dist(args.launcher, device=cfg.device, bucket_cap_mb=cfg.get('bucket_cap_mb'),
               **cfg.get('dist_params', {}))
@@ -114,9 +115,12 @@ def run(args):
     from mmdet.utils import collect_env, get_root_logger, setup_multi_processes
 
     from mmdet_hpu.apis import train_detector
+    from mmdet_hpu.checkpoint import use_atomic_checkpoints
+    from mmdet_hpu.validation import preflight_train
 
     device_name, mode = prepare_device(args)
     cfg = apply_args_to_config(load_config(args.config), args)
+    use_atomic_checkpoints(preflight_train(cfg, args))  # before anything is written
     cfg.device, cfg.execution_mode, cfg.autocast = device_name, mode, args.autocast
     setup_multi_processes(cfg)
     distributed = _init_distributed(args, cfg)

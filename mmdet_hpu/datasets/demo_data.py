@@ -99,7 +99,8 @@ def _write_split(out_dir, split, num_images, size, max_objects, rng):
         for label, box in objects:
             annotations.append(dict(id=len(annotations) + 1, image_id=img_id, category_id=label + 1,
                                     bbox=box, area=box[2] * box[3], iscrowd=0))
-    categories = [dict(id=i + 1, name=name, supercategory='shape') for i, name in enumerate(CLASSES)]
+    categories = [dict(id=i + 1, name=name, supercategory='shape')
+                  for i, name in enumerate(CLASSES)]
     return dict(images=images, annotations=annotations, categories=categories)
 
 

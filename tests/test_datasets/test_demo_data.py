@@ -41,7 +41,9 @@ def test_boxes_are_tight_around_the_drawn_shapes(tmp_path):
         inside = img[y:y + h, x:x + w].reshape(-1, 3)
         colours, counts = np.unique(inside, axis=0, return_counts=True)
         colour = colours[counts.argmax()]
-        for edge in (img[y, x:x + w], img[y + h - 1, x:x + w], img[y:y + h, x], img[y:y + h, x + w - 1]):
+        edges = (img[y, x:x + w], img[y + h - 1, x:x + w], img[y:y + h, x],
+                 img[y:y + h, x + w - 1])
+        for edge in edges:
             assert (edge == colour).all(-1).any()
         if x > 0:
             assert not (img[y:y + h, x - 1] == colour).all(-1).any()
