@@ -1,0 +1,69 @@
+"""Shared pytest fixtures and markers for mmdet-hpu.
+
+* ``fake_habana``: runs the test against the fake Habana bridge in ``tests/fake_habana``
+  (see the docstring of ``tests/fake_habana/habana_frameworks/__init__.py``) and yields
+  its call recorder.
+* ``@pytest.mark.hpu``: the test needs a real Gaudi; skipped elsewhere.
+"""
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+FAKE_HABANA_ROOT = Path(__file__).parent / 'fake_habana'
+HABANA_ENV_VARS = ('PT_HPU_LAZY_MODE', 'PT_HPU_AUTOCAST_LOWER_PRECISION_OPS_LIST',
+                   'PT_HPU_AUTOCAST_FP32_OPS_LIST', 'LOWER_LIST', 'FP32_LIST')
+
+
+def _real_gaudi_present():
+    """A real (not fake) bridge is installed and reports a device."""
+    if importlib.util.find_spec('habana_frameworks') is None:
+        return False
+    from mmdet_hpu import device
+
+    return device.is_hpu_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    hpu_items = [item for item in items if 'hpu' in item.keywords]
+    if not hpu_items or _real_gaudi_present():
+        return
+    skip = pytest.mark.skip(reason='requires an Intel Gaudi device (habana_frameworks)')
+    for item in hpu_items:
+        item.add_marker(skip)
+
+
+def _purge_habana_modules():
+    for name in [n for n in sys.modules if n == 'habana_frameworks'
+                 or n.startswith('habana_frameworks.')]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def fake_habana(monkeypatch):
+    """Activate the fake bridge for one test and yield its ``Recorder``.
+
+    Puts ``tests/fake_habana`` first on ``sys.path``, removes any imported
+    ``habana_frameworks`` modules and the bridge environment variables, and resets
+    ``mmdet_hpu.device`` caches; everything is restored afterwards. The fake is not
+    imported yet when the test starts, so a test can set the execution mode first.
+    """
+    from mmdet_hpu import device
+
+    saved_env = {var: os.environ.pop(var, None) for var in HABANA_ENV_VARS}
+    monkeypatch.syspath_prepend(str(FAKE_HABANA_ROOT))
+    from fake_habana_recorder import RECORDER
+
+    _purge_habana_modules()
+    device.reset_state()
+    RECORDER.clear()
+    yield RECORDER
+    _purge_habana_modules()
+    device.reset_state()
+    RECORDER.clear()
+    for var, value in saved_env.items():
+        os.environ.pop(var, None)
+        if value is not None:
+            os.environ[var] = value
