@@ -80,6 +80,8 @@ test_pipeline = [
 data = dict(
     samples_per_gpu=8,
     workers_per_gpu=2,
+    # Keep the loader processes between epochs (saves ~0.5 s per epoch on 2 cores).
+    train_dataloader=dict(persistent_workers=True),
     val_dataloader=dict(samples_per_gpu=16),
     test_dataloader=dict(samples_per_gpu=16),
     train=dict(
@@ -106,7 +108,7 @@ optimizer_config = dict(grad_clip=dict(max_norm=35, norm_type=2))
 lr_config = dict(
     policy='CosineAnnealing', min_lr_ratio=0.02, warmup='linear', warmup_iters=50,
     warmup_ratio=0.1)
-runner = dict(type='HPUEpochBasedRunner', max_epochs=12)
-evaluation = dict(interval=12, metric=['bbox'])
-checkpoint_config = dict(interval=12)
+runner = dict(type='HPUEpochBasedRunner', max_epochs=24)
+evaluation = dict(interval=24, metric=['bbox'])
+checkpoint_config = dict(interval=24)
 log_config = dict(interval=25, hooks=[dict(type='TextLoggerHook')])

@@ -47,8 +47,9 @@ def add_device_args(parser):
 
 def add_dist_args(parser):
     """Add ``--launcher`` and both spellings of ``--local-rank``."""
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'mpi'], default='none',
+                        help='job launcher: pytorch (torchrun) or mpi (mpirun); on SLURM, '
+                             'start torchrun with srun')
     # torch>=2.0's launcher passes --local-rank, mmdet 2.x declares --local_rank.
     parser.add_argument('--local_rank', '--local-rank', dest='local_rank', type=int, default=0)
 

@@ -1,5 +1,6 @@
 """Steps shared by the console scripts: device set-up, config loading, user errors."""
 import contextlib
+import os
 import os.path as osp
 import sys
 
@@ -24,9 +25,11 @@ def prepare_device(args):
 
     mode = args.execution_mode
     try:
+        # Both before anything imports habana_frameworks: the bridge reads them at import.
         if mode is not None:
-            # Before anything imports habana_frameworks: the bridge reads it at import.
             device.set_execution_mode(mode)
+        if args.autocast and args.device in ('auto', 'hpu') and not _user_set_op_lists():
+            device.set_autocast_op_lists()
         name = device.resolve_device(args.device)
         device.check_mode_for_device(mode, name)
     except (ValueError, RuntimeError) as err:
@@ -34,6 +37,13 @@ def prepare_device(args):
     if name == 'hpu' and mode is None:
         mode = device.get_execution_mode()
     return name, mode
+
+
+def _user_set_op_lists():
+    """Whether the user exported their own HPU autocast op lists (they win)."""
+    return any(var in os.environ for var in ('PT_HPU_AUTOCAST_LOWER_PRECISION_OPS_LIST',
+                                             'PT_HPU_AUTOCAST_FP32_OPS_LIST', 'LOWER_LIST',
+                                             'FP32_LIST'))
 
 
 def load_config(path):
