@@ -11,7 +11,7 @@ from . import compat
 compat.apply()
 
 # Importing the subpackages registers their modules in mmcv/mmdet registries.
-from . import apis, checkpoint, datasets, models, parallel, runner  # noqa: E402,F401
+from . import apis, checkpoint, datasets, models, optimizers, parallel, runner  # noqa: E402,F401,I001
 from .version import __version__  # noqa: E402
 
 

@@ -3,6 +3,8 @@
 Every fix is applied from here, once, by :func:`apply` (called when
 ``mmdet_hpu`` is imported). Installed mmcv/mmdet files are never edited.
 """
+import warnings
+
 import numpy as np
 
 _applied = False
@@ -16,10 +18,26 @@ def _restore_numpy_aliases():
             setattr(np, name, alias)
 
 
+def _use_safe_checkpoint_loader():
+    # torch>=2.6 mmcv load_from_local rejects numpy values in meta (older torch unpickles
+    # anything): route local checkpoint loads (runner.resume, load_from) via the allow-list.
+    from .checkpoint.loading import register_mmcv_loader
+
+    register_mmcv_loader()
+
+
+def _silence_mmcv_2_announcement():
+    # mmcv 1.7 warns on every import that mmcv 2.0 will be released on January 1, 2023;
+    # it is noise in every log line of a 1.x stack.
+    warnings.filterwarnings('ignore', message='On January 1, 2023, MMCV will release v2.0.0')
+
+
 def apply():
     """Apply every fix; idempotent."""
     global _applied
     if _applied:
         return
+    _silence_mmcv_2_announcement()
     _restore_numpy_aliases()
+    _use_safe_checkpoint_loader()
     _applied = True

@@ -49,6 +49,9 @@ model = dict(
         nms=dict(type='nms', iou_threshold=0.45),
         max_per_img=100))
 
+# MobileNetV2's last stage is not used by out_indices=(2, 4, 6): DDP must be told.
+find_unused_parameters = True
+
 img_norm_cfg = dict(mean=[0, 0, 0], std=[255., 255., 255.], to_rgb=True)
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -12,6 +12,8 @@ Differences from mmdet's version:
    each only when registered; otherwise the stock class is used.
 4. Distributed evaluation collects results on the CPU through a tmpdir
    (``gpu_collect`` only on CUDA). fp16 loss scaling is refused on HPU (use bf16).
+5. ``auto_resume`` picks the newest checkpoint that loads
+   (:func:`~.auto_resume.find_resume_checkpoint`), skipping truncated ones.
 """
 import os.path as osp
 
@@ -26,7 +28,7 @@ from mmcv.runner import (
 from mmdet.apis.train import auto_scale_lr
 from mmdet.core import DistEvalHook, EvalHook, build_optimizer
 from mmdet.datasets import build_dataloader, build_dataset, replace_ImageToTensor
-from mmdet.utils import compat_cfg, find_latest_checkpoint, get_root_logger
+from mmdet.utils import compat_cfg, get_root_logger
 
 from .. import optimizers  # noqa: F401  (registers HPUFusedSGD / HPUFusedAdamW)
 from ._wiring import (
@@ -38,6 +40,7 @@ from ._wiring import (
     runner_cfg,
     wrap_model,
 )
+from .auto_resume import find_resume_checkpoint
 
 
 def _train_loaders(dataset, cfg, distributed: bool, runner_type: str) -> list:
@@ -45,6 +48,9 @@ def _train_loaders(dataset, cfg, distributed: bool, runner_type: str) -> list:
                     dist=distributed, seed=cfg.seed, runner_type=base_runner_type(runner_type),
                     persistent_workers=False)
     loader_cfg = {**defaults, **cfg.data.get('train_dataloader', {})}
+    if loader_cfg['workers_per_gpu'] == 0:
+        # torch refuses persistent workers without workers; a config may ask for both.
+        loader_cfg['persistent_workers'] = False
     return [build_dataloader(ds, **loader_cfg) for ds in dataset]
 
 
@@ -85,7 +91,7 @@ def _register_eval_hook(runner, cfg, device: str, distributed: bool) -> None:
 
 def _load_or_resume(runner, cfg) -> None:
     if cfg.resume_from is None and cfg.get('auto_resume'):
-        cfg.resume_from = find_latest_checkpoint(cfg.work_dir)
+        cfg.resume_from = find_resume_checkpoint(cfg.work_dir)
     if cfg.resume_from:
         runner.resume(cfg.resume_from, map_location='cpu')
     elif cfg.load_from:

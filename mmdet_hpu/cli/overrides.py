@@ -43,10 +43,17 @@ def _replace_prefix(node, old, new):
 
 
 def set_batch_sizes(cfg, batch_size=None, eval_batch_size=None):
-    """Set the per-device train batch size and the evaluation batch size."""
+    """Set the per-device train batch size and the evaluation batch size.
+
+    The value goes where the config keeps it: ``data.train_dataloader`` when that holds
+    ``samples_per_gpu``, else ``data.samples_per_gpu`` (mmdet's ``compat_cfg`` refuses both).
+    """
     if batch_size is not None:
-        cfg.data.samples_per_gpu = batch_size
-        cfg.data.setdefault('train_dataloader', {})['samples_per_gpu'] = batch_size
+        train_loader = cfg.data.get('train_dataloader', {})
+        if 'samples_per_gpu' in train_loader:
+            train_loader['samples_per_gpu'] = batch_size
+        else:
+            cfg.data.samples_per_gpu = batch_size
     if eval_batch_size is not None:
         for key in ('val_dataloader', 'test_dataloader'):
             cfg.data.setdefault(key, {})['samples_per_gpu'] = eval_batch_size
@@ -75,3 +82,25 @@ def set_work_dir(cfg, work_dir, config_path):
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def set_nonfinite_loss(cfg, mode):
+    """Set ``optimizer_config.nonfinite_loss`` (``--on-nonfinite-loss``; docs/resume.md)."""
+    if mode is None:
+        return
+    opt_cfg = cfg.get('optimizer_config')
+    hook_type = (opt_cfg or {}).get('type', 'OptimizerHook')
+    if cfg.get('fp16') is not None or hook_type not in ('OptimizerHook', 'HPUOptimizerHook'):
+        raise ConfigError(f'--on-nonfinite-loss needs the plugin optimizer hook '
+                          f"(optimizer_config without type, or type='HPUOptimizerHook'), but the "
+                          f'config has optimizer_config={opt_cfg} and fp16={cfg.get("fp16")}; '
+                          'drop the flag or the custom optimizer hook / fp16')
+    if opt_cfg is None:
+        cfg.optimizer_config = dict(grad_clip=None)
+    cfg.optimizer_config['nonfinite_loss'] = mode
+
+
+def set_dist_timeout(cfg, seconds):
+    """Set ``dist_params.timeout`` in seconds (``--dist-timeout``)."""
+    if seconds is not None:
+        cfg.dist_params = dict(cfg.get('dist_params') or {}, timeout=seconds)

@@ -127,7 +127,7 @@ def _report(outputs, dataset, cfg, args):
                        if k not in _EVAL_HOOK_KEYS}
         eval_kwargs.update(dict(metric=args.eval, **kwargs))
         metric = dataset.evaluate(outputs, **eval_kwargs)
-        print(metric)
+        print('\n'.join(f'{key}: {value}' for key, value in metric.items()))
         if args.work_dir is not None:
             mmcv.mkdir_or_exist(osp.abspath(args.work_dir))
             timestamp = time.strftime('%Y%m%d_%H%M%S', time.localtime())

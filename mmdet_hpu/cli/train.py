@@ -11,7 +11,14 @@ import os.path as osp
 import time
 
 from . import args as cli_args
-from .overrides import merge_cfg_options, set_batch_sizes, set_schedule, set_work_dir
+from .overrides import (
+    merge_cfg_options,
+    set_batch_sizes,
+    set_dist_timeout,
+    set_nonfinite_loss,
+    set_schedule,
+    set_work_dir,
+)
 from .runtime import fail_on_user_error, load_config, prepare_device
 
 
@@ -52,6 +59,14 @@ def parse_args(argv=None):
                         help='iterations between log lines and host reads (log_config.interval)')
     recipe.add_argument('--bucket-cap-mb', type=cli_args.positive_int, default=None,
                         help='DDP bucket size; on HPU also the first bucket (default 250 on HPU)')
+    parser.add_argument('--on-nonfinite-loss', choices=('stop', 'skip'), default=None,
+                        help='NaN/Inf loss: stop with an error naming the iteration and loss '
+                             'terms, keeping the last good checkpoint (default), or skip the '
+                             'optimizer step (one host read per iteration); docs/resume.md')
+    parser.add_argument('--dist-timeout', type=cli_args.positive_int, default=None,
+                        metavar='SECONDS',
+                        help='distributed: seconds a rank waits for the others before it exits '
+                             'with an error (default 1800)')
     args = parser.parse_args(argv)
     return cli_args.finalize_common(args)
 
@@ -76,6 +91,8 @@ def apply_args_to_config(cfg, args):
         cfg.gpu_ids = [args.gpu_id]
     if args.bucket_cap_mb is not None:
         cfg.bucket_cap_mb = args.bucket_cap_mb
+    set_nonfinite_loss(cfg, args.on_nonfinite_loss)
+    set_dist_timeout(cfg, args.dist_timeout)
     return cfg
 
 
@@ -157,8 +174,10 @@ def run(args):
 
 
 def main(argv=None):
+    from mmdet_hpu.dist import exit_on_peer_failure
+
     args = parse_args(argv)
-    with fail_on_user_error():
+    with fail_on_user_error(), exit_on_peer_failure():
         run(args)
 
 

@@ -1,10 +1,11 @@
 """Epoch-based runner for HPU (works unchanged on CPU and CUDA)."""
 import time
-from typing import Optional
+from typing import Iterator, Optional
 
 from mmcv.runner import RUNNERS, EpochBasedRunner
 
 from .base import CappedLoader, HPURunnerMixin, check_positive_int
+from .resume import restore_rng_state, skip_batches
 
 
 @RUNNERS.register_module()
@@ -19,6 +20,11 @@ class HPUEpochBasedRunner(HPURunnerMixin, EpochBasedRunner):
        iterations; ``len(runner.data_loader)`` and ``runner.max_iters`` follow the cap.
     2. The stock 2 s "epoch transition" sleep happens before ``before_train_epoch``,
        so it is not counted in the epoch time.
+    3. Exact resume (``docs/resume.md``): the RNG states are captured right before
+       each epoch's loader iterator is created; after :meth:`resume` from a mid-epoch
+       checkpoint, the first epoch sets those states, creates the iterator (same
+       sampler order), fetches and discards the batches already consumed, then sets
+       the RNG states of the checkpoint and continues with the next batch.
 
     Config: ``runner = dict(type='HPUEpochBasedRunner', max_epochs=12,
     max_iters_per_epoch=None, skip_epochs=1)``.
@@ -46,8 +52,11 @@ class HPUEpochBasedRunner(HPURunnerMixin, EpochBasedRunner):
         self.data_loader = data_loader
         self._max_iters = self._max_epochs * len(self.data_loader)
         time.sleep(2)  # stock: prevent possible deadlock during epoch transition
+        point = self.take_resume_point()
+        if point is not None and not point.mid_epoch:
+            restore_rng_state(point.rng)
         self.call_hook('before_train_epoch')
-        for i, data_batch in enumerate(self.data_loader):
+        for i, data_batch in self._epoch_batches(point):
             self.data_batch = data_batch
             self._inner_iter = i
             self.call_hook('before_train_iter')
@@ -57,6 +66,29 @@ class HPUEpochBasedRunner(HPURunnerMixin, EpochBasedRunner):
             self._iter += 1
         self.call_hook('after_train_epoch')
         self._epoch += 1
+
+    def _epoch_batches(self, point) -> Iterator:
+        """``enumerate`` over this epoch's batches, positioned after a mid-epoch resume."""
+        if point is None or not point.mid_epoch:
+            self.capture_epoch_start_rng()
+            return enumerate(self.data_loader)
+        restore_rng_state(point.epoch_rng)
+        self.capture_epoch_start_rng()
+        batches = iter(self.data_loader)
+        if getattr(self.data_loader, 'persistent_workers', False) and \
+                getattr(self.data_loader, 'num_workers', 0) > 0:
+            self.logger.warning('persistent_workers=True: the loader workers start with fresh '
+                                'RNG states, so augmentations after this resume differ from an '
+                                'uninterrupted run (see docs/resume.md)')
+        skipped = skip_batches(batches, point.inner_iter)
+        if skipped < point.inner_iter:
+            self.logger.warning(f'the checkpoint had consumed {point.inner_iter} batches of '
+                                f'epoch {self.epoch + 1}, but the loader has only {skipped}: '
+                                'the dataset or batch size changed; continuing with the next '
+                                'epoch')
+        self.logger.info(f'skipped {skipped} batch(es) already trained in epoch {self.epoch + 1}')
+        restore_rng_state(point.rng)
+        return enumerate(batches, start=skipped)
 
     def run(self, data_loaders, workflow, max_epochs=None, **kwargs) -> None:
         """Stock ``run``, with the training loaders capped (so ``max_iters`` is right)."""

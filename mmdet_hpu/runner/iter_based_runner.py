@@ -1,10 +1,10 @@
 """Iteration-based runner for HPU (works unchanged on CPU and CUDA)."""
-from typing import Callable, Optional, Union
+from typing import Dict, Optional
 
-import torch
 from mmcv.runner import RUNNERS, IterBasedRunner
 
 from .base import HPURunnerMixin
+from .resume import build_resume_state, restore_rng_state
 
 
 @RUNNERS.register_module()
@@ -18,6 +18,8 @@ class HPUIterBasedRunner(HPURunnerMixin, IterBasedRunner):
 
     1. ``resume(map_location='default')`` loads to the CPU when CUDA is absent (stock
        calls ``storage.cuda()``); the optimizer state then follows the parameters.
+    2. Resume restores the iteration and the RNG states, not the position inside
+       the pass over the data (see ``docs/resume.md``).
 
     Args:
         *args: Passed to :class:`mmcv.runner.IterBasedRunner`.
@@ -38,12 +40,20 @@ class HPUIterBasedRunner(HPURunnerMixin, IterBasedRunner):
                              f'instead of max_iters_per_epoch={max_iters_per_epoch!r}')
         super().__init__(*args, **kwargs)
 
-    def resume(self,
-               checkpoint: str,
-               resume_optimizer: bool = True,
-               map_location: Union[str, Callable] = 'default') -> None:
-        """Stock ``resume``, with ``'default'`` meaning the CPU when CUDA is absent."""
-        if map_location == 'default' and not torch.cuda.is_available():
-            map_location = 'cpu'
-        super().resume(checkpoint, resume_optimizer=resume_optimizer,
-                       map_location=map_location)
+    def run(self, data_loaders, workflow, max_iters=None, **kwargs) -> None:
+        """Stock ``run``; after :meth:`resume`, first sets the checkpoint's RNG states.
+
+        The position inside the pass over the data is not restored (stock behaviour:
+        a new pass starts), see ``docs/resume.md``.
+        """
+        point = self.take_resume_point()
+        if point is not None:
+            restore_rng_state(point.rng)
+            self.logger.warning('HPUIterBasedRunner resumes the RNG states but starts a new '
+                                'pass over the data: for a bit-exact continuation use '
+                                'HPUEpochBasedRunner (see docs/resume.md)')
+        super().run(data_loaders, workflow, max_iters=max_iters, **kwargs)
+
+    def _resume_state(self, fn_name: str) -> Dict:
+        """Iteration and RNG states only (no position inside the pass)."""
+        return build_resume_state(self.epoch, 0, self.iter + 1, None)

@@ -1,6 +1,6 @@
 """A drop-in :class:`mmcv.runner.LogBuffer` that keeps tensor log values on the device."""
 from collections import OrderedDict
-from typing import Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 import torch.distributed as dist
@@ -29,6 +29,11 @@ class DeviceLogBuffer(LogBuffer):
        unchanged. Calling it again without new updates (several logger hooks at the same
        iteration) reuses the last values and reads nothing.
 
+    3. :meth:`attach` adds other device tensors (e.g. the non-finite loss record) to
+       that same read; they are reduced with MAX across ranks, not averaged, and
+       handed to a callback.
+    4. :meth:`set_latest` puts a host value into ``output`` as is (a running count).
+
     Plain numbers (``time``, ``data_time``, ...) keep the stock history and the stock
     ``average(n)`` (last ``n`` values).
 
@@ -50,7 +55,27 @@ class DeviceLogBuffer(LogBuffer):
         self._counts: Dict[str, int] = OrderedDict()
         self._device_means: Dict[str, float] = OrderedDict()
         self._order: Dict[str, None] = OrderedDict()
+        self._attached: Dict[str, Tuple[torch.Tensor, Callable]] = OrderedDict()
+        self._latest: Dict[str, Any] = OrderedDict()
         self.host_reads = 0
+
+    def attach(self, key: str, tensor: torch.Tensor, on_read: Callable) -> None:
+        """Read ``tensor`` with the next device read and pass its values to ``on_read``.
+
+        The tensor replaces any earlier one attached under ``key``; it is read once
+        (then forgotten), reduced with MAX across ranks, as a list of floats.
+
+        Args:
+            key (str): Name of the attachment.
+            tensor (Tensor): Values to read (any shape, flattened).
+            on_read (callable): Called with the list of (reduced) values.
+        """
+        self._attached[key] = (tensor, on_read)
+
+    def set_latest(self, key: str, value: Any) -> None:
+        """Show the host value ``value`` under ``key`` in every following ``output``."""
+        self._order.setdefault(key)
+        self._latest[key] = value
 
     def clear(self) -> None:
         """Forget all history, running sums and output (called before each epoch)."""
@@ -59,6 +84,8 @@ class DeviceLogBuffer(LogBuffer):
         self._counts.clear()
         self._device_means.clear()
         self._order.clear()
+        for key in self._latest:
+            self._order.setdefault(key)
 
     def update(self, vars: dict, count: int = 1) -> None:
         """Add one iteration's values.
@@ -102,6 +129,7 @@ class DeviceLogBuffer(LogBuffer):
             raise ValueError(f'n must be >= 0, but got {n}')
         self._flush_device()
         super().average(n)  # host values only: val_history holds no tensors
+        self.output.update(self._latest)
         for key in self._order:
             if key in self._device_means:
                 self.output[key] = self._device_means[key]
@@ -110,19 +138,40 @@ class DeviceLogBuffer(LogBuffer):
         self.ready = True
 
     def _flush_device(self) -> None:
-        """Reduce and read the running sums (one all_reduce, one host read)."""
-        if not self._sums:
+        """Reduce and read the running sums and attachments (one host read)."""
+        if not self._sums and not self._attached:
             return
         keys: List[str] = list(self._sums)
-        device = self._sums[keys[0]].device
-        means = self._reduce_mean(torch.stack(
-            [(self._sums[k] / self._counts[k]).to(device) for k in keys]))
+        attached = list(self._attached.items())
+        device = (self._sums[keys[0]] if keys else attached[0][1][0]).device
+        parts = []
+        if keys:
+            parts.append(self._reduce_mean(torch.stack(
+                [(self._sums[k] / self._counts[k]).to(device) for k in keys])))
+        if attached:
+            parts.append(self._reduce_max(torch.cat(
+                [t.detach().float().reshape(-1).to(device) for _, (t, _) in attached])))
         # The only device-to-host read of the log buffer, once per log interval.
-        values = means.tolist()
+        values = torch.cat(parts).tolist()
         self.host_reads += 1
         self._device_means.update(zip(keys, values))
+        self._dispatch_attached(attached, values[len(keys):])
         self._sums.clear()
         self._counts.clear()
+
+    def _dispatch_attached(self, attached: list, values: List[float]) -> None:
+        self._attached.clear()
+        start = 0
+        for _, (tensor, on_read) in attached:
+            size = tensor.numel()
+            on_read(values[start:start + size])
+            start += size
+
+    @staticmethod
+    def _reduce_max(values: torch.Tensor) -> torch.Tensor:
+        if _world_size() > 1:
+            dist.all_reduce(values, op=dist.ReduceOp.MAX)
+        return values
 
     @staticmethod
     def _reduce_mean(means: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ from mmcv.runner import HOOKS, IterBasedRunner, OptimizerHook
 from mmdet_hpu import device
 
 from ..log_buffer import DeviceLogBuffer
+from ..nonfinite import NonFiniteMonitor, check_mode, describe_terms, step_is_finite
 
 _DEFAULT_LOG_INTERVAL = 50
 
@@ -27,6 +28,13 @@ class HPUOptimizerHook(OptimizerHook):
 
     Unlike the Habana fork, ``grad_clip=None`` works.
 
+    Non-finite losses (see :mod:`mmdet_hpu.runner.nonfinite`): with
+    ``nonfinite_loss='stop'`` (default) the loss terms are recorded on the device
+    (:attr:`nonfinite_monitor`, read with the log buffer) and the runner stops with
+    :class:`~mmdet_hpu.runner.nonfinite.NonFiniteLossError` before any checkpoint
+    is written after the bad step; with ``'skip'`` a non-finite step is checked on
+    the host every iteration and its ``optimizer.step`` skipped.
+
     Args:
         grad_clip (dict, optional): Keyword arguments of ``clip_grad_norm_``, e.g.
             ``dict(max_norm=35, norm_type=2)``. Defaults to None (no clipping).
@@ -35,35 +43,75 @@ class HPUOptimizerHook(OptimizerHook):
         log_interval (int, optional): Iterations between ``grad_norm`` log entries.
             Defaults to None: ``runner.log_interval`` (set by the HPU runners from
             ``log_config.interval``), else 50.
+        nonfinite_loss (str): ``'stop'`` or ``'skip'``. Defaults to ``'stop'``.
+
+    Attributes:
+        nonfinite_monitor (NonFiniteMonitor | None): The device record (stop mode).
+        skipped_steps (int): Steps skipped so far (skip mode).
 
     Raises:
-        ValueError: If ``log_interval`` is not a positive integer.
+        ValueError: If ``log_interval`` is not a positive integer or
+            ``nonfinite_loss`` is not a mode.
     """
 
     def __init__(self,
                  grad_clip: Optional[dict] = None,
                  detect_anomalous_params: bool = False,
-                 log_interval: Optional[int] = None) -> None:
+                 log_interval: Optional[int] = None,
+                 nonfinite_loss: str = 'stop') -> None:
         super().__init__(grad_clip=grad_clip, detect_anomalous_params=detect_anomalous_params)
         if log_interval is not None and (not isinstance(log_interval, int) or log_interval <= 0):
             raise ValueError(f'log_interval must be a positive int, but got {log_interval!r}')
         self.log_interval = log_interval
+        self.nonfinite_loss = check_mode(nonfinite_loss)
+        self.nonfinite_monitor = NonFiniteMonitor() if nonfinite_loss == 'stop' else None
+        self.skipped_steps = 0
 
     def after_train_iter(self, runner) -> None:
         """Backward, clip and step, with a ``mark_step`` after backward and after step."""
         optimizer = runner.optimizer
         loss = runner.outputs['loss']
         optimizer.zero_grad(set_to_none=True)
+        finite = self._watch_loss(runner, loss)
         if self.detect_anomalous_params:
             self.detect_anomalous_parameters(loss, runner)
         loss.backward()
         device.mark_step()
+        if not finite:
+            self._skip_step(runner, loss)
+            return
         if self.grad_clip is not None:
             grad_norm = self.clip_grads(runner.model.parameters())
             if grad_norm is not None:
                 self._log_grad_norm(runner, grad_norm)
         optimizer.step()
         device.mark_step()
+
+    def _watch_loss(self, runner, loss) -> bool:
+        """Stop mode: record on the device, return True. Skip mode: the host check."""
+        log_vars = runner.outputs.get('log_vars')
+        if self.nonfinite_monitor is not None:
+            self.nonfinite_monitor.record(runner.iter, log_vars, loss)
+            if isinstance(runner.log_buffer, DeviceLogBuffer):
+                self.nonfinite_monitor.attach_to(runner.log_buffer)
+            else:  # stock LogBuffer: it already reads every loss every iteration
+                self.nonfinite_monitor.check_now()
+                self.nonfinite_monitor.raise_if_found(runner)
+            return True
+        finite = step_is_finite(loss)
+        if isinstance(runner.log_buffer, DeviceLogBuffer):
+            runner.log_buffer.set_latest('nonfinite_skipped', self.skipped_steps + (not finite))
+        return finite
+
+    def _skip_step(self, runner, loss) -> None:
+        """Skip mode after a non-finite loss: drop the gradients, no ``optimizer.step``."""
+        runner.optimizer.zero_grad(set_to_none=True)
+        device.mark_step()
+        self.skipped_steps += 1
+        runner.logger.warning(
+            f'iteration {runner.iter + 1}: non-finite loss '
+            f"({describe_terms(runner.outputs.get('log_vars'), runner.outputs['loss'])}); "
+            f'optimizer step skipped ({self.skipped_steps} skipped so far)')
 
     def _is_log_iter(self, runner) -> bool:
         interval = self.log_interval or getattr(runner, 'log_interval', None) \

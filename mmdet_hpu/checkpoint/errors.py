@@ -1,0 +1,14 @@
+"""Errors raised while reading checkpoints; the CLI prints them without a traceback."""
+from mmdet_hpu.cli.runtime import UserError
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be used; the message says why and what to do."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint holds pickled objects that safe loading does not allow."""
+
+
+class CheckpointReadError(CheckpointError):
+    """A checkpoint file is missing, truncated or not a checkpoint at all."""

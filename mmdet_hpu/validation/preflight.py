@@ -1,0 +1,122 @@
+"""All pre-flight checks of ``mmdet-hpu-train`` / ``mmdet-hpu-test``, in order.
+
+They run right after the command line is applied to the config and before the
+work dir is populated, so a mistake costs seconds and never overwrites a file.
+"""
+import os.path as osp
+import tempfile
+
+from .annotations import check_annotations, warn
+from .config_checks import check_config_keys
+from .data_paths import check_data_paths
+from .datasets_cfg import iter_split_cfgs, resolve
+from .num_classes import check_num_classes, class_mismatch_message
+from .work_dir import check_work_dir
+
+
+def _is_coco(dataset_cfg):
+    from mmdet.datasets import DATASETS, CocoDataset
+
+    try:
+        cls = DATASETS.get(dataset_cfg.get('type'))
+    except (KeyError, ValueError, TypeError):
+        return False
+    return isinstance(cls, type) and issubclass(cls, CocoDataset)
+
+
+def apply_annotation_policy(cfg, policy, out_dir, splits):
+    """Run :func:`check_annotations` on every COCO dataset of ``splits``.
+
+    A dataset whose file needed cleaning gets ``ann_file`` pointed at the cleaned
+    copy (absolute path) in ``cfg``.
+    """
+    if policy == 'off':
+        return cfg
+    for key, dataset_cfg in iter_split_cfgs(cfg, splits):
+        ann_file = resolve(dataset_cfg.get('ann_file'), dataset_cfg)
+        if not isinstance(ann_file, str) or not ann_file.endswith('.json') \
+                or not _is_coco(dataset_cfg):
+            continue
+        used = check_annotations(ann_file, resolve(dataset_cfg.get('img_prefix'), dataset_cfg),
+                                 dataset_cfg.get('classes'), policy, out_dir,
+                                 key=f'{key}.ann_file')
+        if used != ann_file:
+            dataset_cfg['ann_file'] = osp.abspath(used)
+    return cfg
+
+
+def check_checkpoint_for_config(cfg, filename, source):
+    """Load ``filename`` safely and compare its weights with the model of ``cfg``.
+
+    ``resume`` mismatches raise; ``load_from`` mismatches (fine-tuning) only warn.
+    Remote checkpoints (``scheme://``) are left to mmcv.
+    """
+    if not filename or '://' in filename:
+        return
+    from mmdet.models import build_detector
+
+    from mmdet_hpu.checkpoint import load_checkpoint_safe
+
+    checkpoint = load_checkpoint_safe(filename)
+    model = build_detector(cfg.model, train_cfg=cfg.get('train_cfg'),
+                           test_cfg=cfg.get('test_cfg'))
+    if source == 'load_from':
+        message = class_mismatch_message(checkpoint, model, filename, source)
+        if message:
+            warn(message)
+        return
+    check_num_classes(checkpoint, model, filename, source)
+
+
+def train_splits(cfg, args):
+    """The splits training reads: train, and val unless ``--no-validate`` (or workflow)."""
+    validate = not getattr(args, 'no_validate', False) or len(cfg.get('workflow') or []) == 2
+    return ('train', 'val') if validate else ('train',)
+
+
+def preflight_train(cfg, args):
+    """Every check ``mmdet-hpu-train`` runs before it writes anything.
+
+    Args:
+        cfg (mmcv.Config): After ``apply_args_to_config``; may be changed (cleaned
+            annotation files).
+        args (argparse.Namespace): Needs ``bad_annotations``, ``trust_legacy_checkpoint``
+            and ``no_validate``.
+
+    Returns:
+        mmcv.Config: ``cfg``.
+    """
+    from mmdet_hpu.checkpoint import set_trust_legacy_checkpoints
+
+    set_trust_legacy_checkpoints(getattr(args, 'trust_legacy_checkpoint', False))
+    check_config_keys(cfg)
+    splits = train_splits(cfg, args)
+    check_data_paths(cfg, splits)
+    check_work_dir(cfg.work_dir)
+    apply_annotation_policy(cfg, getattr(args, 'bad_annotations', 'skip'), cfg.work_dir, splits)
+    check_checkpoint_for_config(cfg, cfg.get('resume_from'), 'resume')
+    check_checkpoint_for_config(cfg, cfg.get('load_from'), 'load_from')
+    return cfg
+
+
+def preflight_test(cfg, args):
+    """Every check ``mmdet-hpu-test`` runs before it loads the model.
+
+    The checkpoint itself is checked when it is loaded (``_load_model``).
+    """
+    from mmdet_hpu.checkpoint import set_trust_legacy_checkpoints
+
+    set_trust_legacy_checkpoints(getattr(args, 'trust_legacy_checkpoint', False))
+    check_config_keys(cfg)
+    check_data_paths(cfg, ('test',))
+    if getattr(args, 'work_dir', None):
+        check_work_dir(args.work_dir)
+    for option in ('out', 'show_dir'):
+        target = getattr(args, option, None)
+        if target:
+            folder = target if option == 'show_dir' else osp.dirname(target) or '.'
+            flag = f'--{option.replace("_", "-")}'
+            check_work_dir(folder, what=f'{flag} folder', option=flag)
+    out_dir = getattr(args, 'work_dir', None) or tempfile.mkdtemp(prefix='mmdet-hpu-ann-')
+    apply_annotation_policy(cfg, getattr(args, 'bad_annotations', 'skip'), out_dir, ('test',))
+    return cfg
