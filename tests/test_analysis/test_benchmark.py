@@ -1,0 +1,61 @@
+"""Smoke test of the benchmark (tiny sizes: it checks the plumbing, not the speed)."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import mmcv
+import torch
+
+import mmdet_hpu  # noqa: F401
+from mmdet_hpu.analysis import benchmark, synthetic
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEMO = osp.join(REPO, 'configs', 'demo', 'yolov3_mobilenetv2-half_128_shapes.py')
+
+
+def test_synthetic_predictions_are_dense_or_sparse():
+    cfg = mmcv.Config.fromfile(DEMO)
+    head = synthetic.build_model_pair(cfg)[0].bbox_head
+    dense = benchmark.candidate_stats(head, benchmark.synthetic_pred_maps(head, 2, (128, 128),
+                                                                          'dense'))
+    sparse = benchmark.candidate_stats(head, benchmark.synthetic_pred_maps(head, 2, (128, 128),
+                                                                           'sparse'))
+    crowded = benchmark.candidate_stats(
+        head, benchmark.synthetic_pred_maps(head, 2, (128, 128), 'crowded'))
+    assert dense['anchors'] == sparse['anchors'] == 3 * (16 + 64 + 256)
+    assert dense['conf_pass'] > 0.99 * dense['anchors']
+    assert dense['pairs_pass'] < 2
+    assert crowded['conf_pass'] > 0.99 * dense['anchors']
+    assert crowded['pairs_pass'] > 0.02 * crowded['anchors'] * head.num_classes
+    assert sparse['conf_pass'] == benchmark.SPARSE_OBJECTS
+    assert benchmark.SPARSE_OBJECTS <= sparse['pairs_pass'] < 2 * benchmark.SPARSE_OBJECTS
+
+
+def test_synthetic_maps_use_the_heads_anchor_order():
+    cfg = mmcv.Config.fromfile(DEMO)
+    head = synthetic.build_model_pair(cfg)[0].bbox_head
+    maps = benchmark.synthetic_pred_maps(head, 1, (128, 128), 'sparse', seed=1)
+    flat = torch.cat([m.permute(0, 2, 3, 1).reshape(1, -1, head.num_attrib) for m in maps], 1)
+    assert int((flat[0, :, 4] == 3.0).sum()) == benchmark.SPARSE_OBJECTS
+
+
+def test_run_benchmark_tiny():
+    cfg = mmcv.Config.fromfile(DEMO)
+    report = benchmark.run_benchmark(cfg, batch_size=2, test_batch_size=2, img_size=64, reps=1,
+                                     warmup=0, model_reps=1)
+    for case in ('loss', 'post_dense', 'post_crowded', 'post_sparse'):
+        assert report[case]['stock_ms'] > 0 and report[case]['hpu_ms'] > 0
+        assert report[case]['speedup'] > 0
+    assert report['model']['configured']['train_img_s'] > 0
+    assert report['model']['stock']['infer_img_s'] > 0
+    text = benchmark.format_report(report)
+    assert 'targets+loss+backward' in text and 'whole model' in text
+
+
+def test_tools_benchmark_help(tmp_path):
+    out = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'benchmark.py'), '--help'],
+                         cwd=str(tmp_path), capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert out.returncode == 0, out.stderr
+    assert '--device' in out.stdout and '--no-model' in out.stdout
