@@ -19,7 +19,9 @@ class HPUEpochBasedRunner(HPURunnerMixin, EpochBasedRunner):
     1. ``max_iters_per_epoch`` (the CLI ``--steps``) ends every epoch after that many
        iterations; ``len(runner.data_loader)`` and ``runner.max_iters`` follow the cap.
     2. The stock 2 s "epoch transition" sleep happens before ``before_train_epoch``,
-       so it is not counted in the epoch time.
+       so it is not counted in the epoch time, and its length is ``epoch_sleep``
+       (mmcv sleeps to avoid a rare data-loader deadlock at epoch transitions; short
+       single-device runs, such as the demo, may set 0).
     3. Exact resume (``docs/resume.md``): the RNG states are captured right before
        each epoch's loader iterator is created; after :meth:`resume` from a mid-epoch
        checkpoint, the first epoch sets those states, creates the iterator (same
@@ -27,21 +29,27 @@ class HPUEpochBasedRunner(HPURunnerMixin, EpochBasedRunner):
        the RNG states of the checkpoint and continues with the next batch.
 
     Config: ``runner = dict(type='HPUEpochBasedRunner', max_epochs=12,
-    max_iters_per_epoch=None, skip_epochs=1)``.
+    max_iters_per_epoch=None, skip_epochs=1, epoch_sleep=2)``.
 
     Args:
         *args: Passed to :class:`mmcv.runner.EpochBasedRunner`.
         max_iters_per_epoch (int, optional): Iteration cap per epoch. Defaults to None.
         skip_epochs (int): Warm-up epochs excluded from the mean images/s. Defaults to 1.
+        epoch_sleep (float): Seconds slept before each training epoch, as mmcv does.
+            Defaults to 2.
         **kwargs: Passed to :class:`mmcv.runner.EpochBasedRunner`.
 
     Raises:
         ValueError: If ``max_iters_per_epoch`` is not a positive int or None.
     """
 
-    def __init__(self, *args, max_iters_per_epoch: Optional[int] = None, **kwargs) -> None:
+    def __init__(self, *args, max_iters_per_epoch: Optional[int] = None,
+                 epoch_sleep: float = 2, **kwargs) -> None:
         self.max_iters_per_epoch = check_positive_int('max_iters_per_epoch',
                                                       max_iters_per_epoch)
+        if not isinstance(epoch_sleep, (int, float)) or epoch_sleep < 0:
+            raise ValueError(f'epoch_sleep must be a number >= 0 (seconds), got {epoch_sleep!r}')
+        self.epoch_sleep = epoch_sleep
         super().__init__(*args, **kwargs)
 
     def train(self, data_loader, **kwargs) -> None:
@@ -51,7 +59,7 @@ class HPUEpochBasedRunner(HPURunnerMixin, EpochBasedRunner):
         self.mode = 'train'
         self.data_loader = data_loader
         self._max_iters = self._max_epochs * len(self.data_loader)
-        time.sleep(2)  # stock: prevent possible deadlock during epoch transition
+        time.sleep(self.epoch_sleep)  # stock: prevent possible deadlock during epoch transition
         point = self.take_resume_point()
         if point is not None and not point.mid_epoch:
             restore_rng_state(point.rng)

@@ -145,3 +145,17 @@ def test_capped_loader_forwards_loader_attributes(tmp_path):
     runner.run([loader], [('train', 1)])
     assert len(runner.data_loader) == 2 and runner.data_loader.batch_size == 4
     assert runner.data_loader.dataset is loader.dataset and runner.iter == 2
+
+
+def test_epoch_sleep_is_configurable(tmp_path, monkeypatch):
+    import mmdet_hpu.runner.epoch_based_runner as module
+
+    slept = []
+    monkeypatch.setattr(module.time, 'sleep', slept.append)
+    runner = toy_runner(str(tmp_path), max_epochs=2, epoch_sleep=0)
+    register_default_hooks(runner, log_interval=1)
+    runner.run([toy_batches(2)], [('train', 1)])
+    # One 0 s sleep per epoch instead of 2 s; mmcv's run() adds its own 1 s at the end.
+    assert slept == [0, 0, 1]
+    with pytest.raises(ValueError, match='epoch_sleep'):
+        toy_runner(str(tmp_path), epoch_sleep=-1)
