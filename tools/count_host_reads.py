@@ -10,7 +10,8 @@ HostReadCounter`:
 ``scalar`` = ``aten::_local_scalar_dense`` (``.item()``, ``float(t)``, ``bool(t)``),
 ``bulk`` = ``tolist()``/``numpy()``, ``dynamic`` = data-dependent shape ops
 (``nonzero``...), each a device wait on CUDA/HPU. Stock counts grow with the number of
-ground-truth boxes. The model and harness are those of ``tests/test_runner``.
+ground-truth boxes. The harness (:mod:`mmdet_hpu.analysis.host_read_loop`) is the one the
+runner tests assert on.
 
 Measured on CPU (torch 2.9.1, mmcv 1.7.2, mmdet 2.28.2), batch 2, log interval 2:
 
@@ -29,8 +30,6 @@ Usage::
 """
 import argparse
 import logging
-import os
-import sys
 import tempfile
 import time
 
@@ -47,7 +46,7 @@ def _parse_args(argv=None):
 
 
 def _measure(hpu, args):
-    from runner_helpers import measure_host_reads
+    from mmdet_hpu.analysis.host_read_loop import measure_host_reads
 
     with tempfile.TemporaryDirectory() as work_dir:
         return measure_host_reads(hpu, work_dir, iters=args.iters,
@@ -70,7 +69,6 @@ def _table(ours, stock, args):
 
 def main(argv=None):
     args = _parse_args(argv)
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'tests', 'test_runner'))
     logging.disable(logging.INFO)  # keep the runners' log lines out of the table
     time.sleep = lambda seconds: None  # skip the runners' fixed epoch-transition sleeps
     print(_table(_measure(True, args), _measure(False, args), args))
