@@ -134,10 +134,11 @@ def test_train_batches_follow_the_config_pipeline():
     stock = synthetic.make_train_batch(cfg, True, 3, (64, 64), counts)
     assert hpu['img'].shape == stock['img'].shape == (3, 3, 64, 64)
     assert torch.equal(hpu['img'], stock['img'])
-    # HPUPadGT (max_num_gt=128) + DefaultFormatBundle + collate, as in training.
-    assert hpu['gt_valid'].shape == (3, 128) and hpu['gt_valid'].dtype == torch.bool
-    assert hpu['gt_valid'].sum(1).tolist() == counts == [3, 12, 1]
-    assert [b.shape for b in hpu['gt_bboxes']] == [(128, 4)] * 3
+    # HPUPadGT (max_num_gt=128) + DefaultFormatBundle + collate, as in training: each image
+    # padded to its power-of-two bucket, the mask collated to the largest one.
+    assert hpu['gt_valid'].shape == (3, 1, 16) and hpu['gt_valid'].dtype == torch.bool
+    assert hpu['gt_valid'].sum((1, 2)).tolist() == counts == [3, 12, 1]
+    assert [b.shape for b in hpu['gt_bboxes']] == [(8, 4), (16, 4), (8, 4)]
     assert 'gt_valid' not in stock
     assert [len(b) for b in stock['gt_bboxes']] == counts
     for padded, boxes in zip(hpu['gt_bboxes'], stock['gt_bboxes']):

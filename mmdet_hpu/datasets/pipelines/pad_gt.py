@@ -1,25 +1,31 @@
-"""Pipeline transform that pads ground truth to a fixed number of boxes."""
+"""Pipeline transform that pads ground truth to a power-of-two bucket of boxes."""
 import numpy as np
 import torch
 from mmcv.parallel import DataContainer
 from mmdet.datasets.builder import PIPELINES
 
+from mmdet_hpu.models.utils.gt_padding import gt_bucket
+
 
 @PIPELINES.register_module()
 class HPUPadGT:
-    """Pad ``gt_bboxes``/``gt_labels`` to ``max_num_gt`` rows and add a ``gt_valid`` mask.
+    """Pad ``gt_bboxes``/``gt_labels`` to a power-of-two bucket of rows and add a ``gt_valid`` mask.
 
-    With it every training batch has the same ground-truth shapes, so the device graph of
-    ``HPUYOLOV3Head`` (``target_mode='device'``) never changes with the number of boxes.
-    Padding rows are zero boxes with label 0 and ``gt_valid`` False; real boxes keep their order
-    and come first.
+    Each image is padded to ``gt_bucket(n, max_num_gt)`` rows: the next power of two >= 8 holding
+    its n boxes, capped at ``max_num_gt`` (8, 16, 32, 64 or 128 with the default). ``gt_valid`` is
+    a ``DataContainer(stack=True, pad_dims=1)`` holding a (1, G_i) bool tensor (mmcv's collate
+    pads only tensors with more dimensions than ``pad_dims``), so collate pads it with False to
+    the batch's largest bucket G and stacks it into (B, 1, G). ``HPUYOLOV3Head`` takes G from that
+    shape (no host read of the data) and zero-pads each image's boxes/labels to G. A batch thus
+    has one of at most 5 ground-truth shapes and the target cost follows its most crowded image
+    instead of always paying for ``max_num_gt`` rows. Padding rows are zero boxes with label 0 and
+    ``gt_valid`` False; real boxes keep their order and come first.
 
     Place it **last before** ``DefaultFormatBundle``, after every transform that moves, adds or
     drops boxes (flip, affine, crop, ``FilterAnnotations`` ...). ``DefaultFormatBundle`` then turns
-    the padded ``gt_bboxes`` (G, 4) and ``gt_labels`` (G,) into tensors as usual (collated into
-    lists of B equally shaped tensors, which the head stacks). ``gt_valid`` is already a
-    ``DataContainer(stack=True, pad_dims=None)``, so collate stacks it into one (B, G) bool tensor;
-    it must be listed in ``Collect`` so that it reaches ``HPUYOLOV3.forward_train``::
+    the padded ``gt_bboxes`` (G_i, 4) and ``gt_labels`` (G_i,) into tensors as usual (collated into
+    lists of B tensors). ``gt_valid`` must be listed in ``Collect`` so that it reaches
+    ``HPUYOLOV3.forward_train``::
 
         train_pipeline = [
             dict(type='LoadImageFromFile'),
@@ -37,7 +43,8 @@ class HPUPadGT:
     silently): raise ``max_num_gt`` of this transform.
 
     Args:
-        max_num_gt (int): G, the number of rows after padding. Default: 128.
+        max_num_gt (int): The most boxes an image may have, and the largest bucket.
+            Default: 128.
     """
 
     def __init__(self, max_num_gt: int = 128):
@@ -54,7 +61,8 @@ class HPUPadGT:
 
         Returns:
             dict: ``results`` with ``gt_bboxes`` (G, 4) float32, ``gt_labels`` (G,) int64 and
-            ``gt_valid`` (a ``DataContainer`` holding a (G,) bool tensor).
+            ``gt_valid`` (a ``DataContainer`` holding a (1, G) bool tensor), G =
+            ``gt_bucket(n, max_num_gt)``.
 
         Raises:
             KeyError: If ``gt_bboxes`` or ``gt_labels`` is missing.
@@ -70,14 +78,15 @@ class HPUPadGT:
                 f'an image has {num_gt} ground-truth boxes but max_num_gt={self.max_num_gt}; '
                 f'raise max_num_gt of the HPUPadGT transform in the train pipeline to at least '
                 f'{num_gt} (boxes are never silently dropped)')
-        padded_bboxes = np.zeros((self.max_num_gt, 4), dtype=np.float32)
+        num_rows = gt_bucket(num_gt, self.max_num_gt)
+        padded_bboxes = np.zeros((num_rows, 4), dtype=np.float32)
         padded_bboxes[:num_gt] = bboxes
-        padded_labels = np.zeros((self.max_num_gt, ), dtype=np.int64)
+        padded_labels = np.zeros((num_rows, ), dtype=np.int64)
         padded_labels[:num_gt] = labels
-        valid = torch.arange(self.max_num_gt) < num_gt
+        valid = (torch.arange(num_rows) < num_gt)[None]
         results['gt_bboxes'] = padded_bboxes
         results['gt_labels'] = padded_labels
-        results['gt_valid'] = DataContainer(valid, stack=True, pad_dims=None)
+        results['gt_valid'] = DataContainer(valid, stack=True, padding_value=0, pad_dims=1)
         return results
 
     def __repr__(self) -> str:

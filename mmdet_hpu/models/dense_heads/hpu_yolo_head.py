@@ -11,8 +11,9 @@ from mmdet.core.bbox.samplers import PseudoSampler
 from mmdet.models.builder import HEADS
 from mmdet.models.dense_heads import YOLOV3Head
 
-from ..utils.gt_padding import pad_gt_list, stack_padded_gt, unpad_gt
-from ..utils.static_grid_assigner import batched_box_iou, grid_assign, responsible_flags
+from ..utils.anchor_gather import gather_anchor_preds, gather_objectness_and_anchors
+from ..utils.gt_padding import bucket_gt_list, stack_padded_gt, unpad_gt
+from ..utils.static_grid_assigner import grid_assign, level_box_iou, responsible_flags
 from ..utils.static_postprocess import batched_nms_fixed, select_topk_candidates
 
 TARGET_MODES = ('device', 'host')
@@ -25,15 +26,22 @@ class HPUYOLOV3Head(YOLOV3Head):
     ``forward`` and the parameters are those of :class:`mmdet.models.dense_heads.YOLOV3Head`,
     so stock checkpoints load unchanged. Losses equal stock (the warning branch
     ``if torch.max(pos_and_neg_mask) > 1`` becomes an unconditional ``clamp(0, 1)``, same
-    values) and detections equal stock ``get_bboxes`` whenever the candidates passing the
-    thresholds fit in ``test_cfg.nms_pre``.
+    values) and detections equal stock ``get_bboxes`` whenever the anchors passing ``conf_thr``
+    and the (anchor, class) pairs passing both thresholds each fit in ``test_cfg.nms_pre``
+    (with ``conf_thr <= 0`` every anchor passes it).
 
     Target modes (``target_mode``):
 
-    * ``'device'`` (default): ground truth is padded to ``max_num_gt`` rows plus a validity mask
-      and the targets are built on the device by a vectorised ``GridAssigner`` (see
+    * ``'device'`` (default): ground truth is padded to G rows plus a validity mask and the
+      targets are built on the device by a vectorised ``GridAssigner`` (see
       :mod:`mmdet_hpu.models.utils.static_grid_assigner`), batched over images, with no
       sampler, ``nonzero``, boolean indexing, ``.item()`` or data-dependent branch.
+      G is a power-of-two bucket (8, 16, 32, 64, then ``max_num_gt``: at most 5 shapes with the
+      default 128, see :func:`~mmdet_hpu.models.utils.gt_padding.gt_bucket`) holding the batch's
+      most crowded image. The objectness loss is dense; the class/xy/wh losses (``reduction=
+      'sum'``, as in every YOLOv3 config) only look at ``min(A_l, n * G)`` anchor slots per level
+      (positives are responsible anchors: at most n per box and level), gathered with a fixed
+      top-k of the positive mask. Other reductions fall back to dense target maps.
       ``train_cfg.assigner`` must be a ``GridAssigner`` and the sampler a ``PseudoSampler``.
     * ``'host'``: the Habana fork's approach. Ground truth goes to the host (CPU), the stock
       assigner/sampler build the targets there, and only the fixed-shape ``target_map``/
@@ -43,12 +51,14 @@ class HPUYOLOV3Head(YOLOV3Head):
     Ground-truth input of :meth:`loss` / :meth:`forward_train`:
 
     * stock per-image lists ``gt_bboxes`` (B tensors (n_i, 4)) and ``gt_labels`` (B tensors
-      (n_i,)), with ``gt_valid=None``: padded here (one padded shape per distinct box count);
-    * already padded ground truth, detected by ``gt_valid is not None``: ``gt_bboxes`` (B, G, 4)
-      and ``gt_labels`` (B, G), each a tensor or a list of B equally shaped tensors (what
-      ``DefaultFormatBundle`` + collate deliver), and ``gt_valid`` (B, G) (tensor or list),
-      non-zero for real rows. The ``HPUPadGT`` pipeline transform produces exactly this; the
-      ``HPUYOLOV3`` detector passes ``gt_valid`` through. G may differ from ``max_num_gt``.
+      (n_i,)), with ``gt_valid=None``: padded here to the bucket of ``max(n_i)`` (host-side
+      lengths, no device read);
+    * already padded ground truth, detected by ``gt_valid is not None``: ``gt_valid`` (B, G) or
+      (B, 1, G) (tensor, or list of per-image masks), non-zero for real rows, gives G by its
+      shape; ``gt_bboxes`` (B, G, 4) and ``gt_labels`` (B, G), or lists of B tensors of at most
+      G rows (what ``DefaultFormatBundle`` + collate deliver), zero-padded to G here. The
+      ``HPUPadGT`` pipeline transform produces exactly this; the ``HPUYOLOV3`` detector passes
+      ``gt_valid`` through. G may differ from ``max_num_gt``.
 
     Too many boxes: an image with more than ``max_num_gt`` boxes in list form raises a
     ``ValueError`` naming ``model.bbox_head.max_num_gt``; boxes are never dropped silently.
@@ -60,8 +70,8 @@ class HPUYOLOV3Head(YOLOV3Head):
     Args:
         *args: Positional arguments of ``YOLOV3Head``.
         target_mode (str): ``'device'`` or ``'host'``. Default: ``'device'``.
-        max_num_gt (int): Padded number of ground-truth rows per image in device mode.
-            Default: 128.
+        max_num_gt (int): Most ground-truth boxes per image, and the largest bucket, for
+            list-form ground truth. Default: 128.
         **kwargs: Keyword arguments of ``YOLOV3Head``.
     """
 
@@ -74,6 +84,9 @@ class HPUYOLOV3Head(YOLOV3Head):
         self.target_mode = target_mode
         self.max_num_gt = max_num_gt
         self._prior_cache: Dict[tuple, dict] = {}
+        # Slot-gathered class/xy/wh losses equal the dense ones only for sum reductions.
+        self._gathered_loss = all(getattr(loss, 'reduction', None) == 'sum'
+                                  for loss in (self.loss_cls, self.loss_xy, self.loss_wh))
         if self.train_cfg and target_mode == 'device':
             self._check_device_mode_train_cfg()
 
@@ -99,8 +112,10 @@ class HPUYOLOV3Head(YOLOV3Head):
             device (torch.device | str): where the tensors live.
 
         Returns:
-            dict: ``anchors`` (A, 4), ``strides`` (A,) float, ``level_cells`` (per level (A_l,)
-            long cell index), ``num_level_anchors`` (list[int]).
+            dict: ``anchors`` (A, 4), ``strides`` (A,) float, ``mlvl_anchors`` (per level
+            (A_l, 4)), ``anchor_x`` (per level (w, n, 2): x1, x2 of each column's anchors),
+            ``anchor_y`` (per level (h, n, 2): y1, y2 of each row's), ``num_level_anchors``
+            (list[int]).
         """
         sizes = tuple((int(h), int(w)) for h, w in featmap_sizes)
         key = (sizes, str(device))
@@ -113,12 +128,12 @@ class HPUYOLOV3Head(YOLOV3Head):
             torch.full((n,), float(stride), device=device)
             for n, stride in zip(num_level_anchors, self.featmap_strides)
         ])
-        level_cells = [
-            torch.arange(h * w, device=device).repeat_interleave(num_base)
-            for (h, w), num_base in zip(sizes, self.prior_generator.num_base_anchors)
-        ]
+        # Grid anchors are separable: x extents depend on the column, y extents on the row.
+        grids = [anchors.reshape(h, w, -1, 4) for anchors, (h, w) in zip(mlvl_anchors, sizes)]
+        anchor_x = [grid[0, :, :, 0::2].contiguous() for grid in grids]
+        anchor_y = [grid[:, 0, :, 1::2].contiguous() for grid in grids]
         cached = dict(anchors=torch.cat(mlvl_anchors), strides=strides,
-                      mlvl_anchors=mlvl_anchors, level_cells=level_cells,
+                      mlvl_anchors=mlvl_anchors, anchor_x=anchor_x, anchor_y=anchor_y,
                       num_level_anchors=num_level_anchors)
         self._prior_cache[key] = cached
         return cached
@@ -174,13 +189,76 @@ class HPUYOLOV3Head(YOLOV3Head):
         if self.target_mode == 'host':
             target_maps, neg_maps = self._host_targets(featmap_sizes, gt_bboxes, gt_labels,
                                                        gt_valid, device)
-        else:
-            boxes, labels, valid = self._padded_gt(gt_bboxes, gt_labels, gt_valid, device)
+            return self._dense_losses(pred_maps, target_maps, neg_maps)
+        boxes, labels, valid = self._padded_gt(gt_bboxes, gt_labels, gt_valid, device)
+        if not self._gathered_loss:
             target_maps, neg_maps = self.get_static_targets(featmap_sizes, boxes, labels, valid)
+            return self._dense_losses(pred_maps, target_maps, neg_maps)
+        assigned = self.assign_static(featmap_sizes, boxes, valid)
+        priors = self._priors(featmap_sizes, device)
+        losses_cls, losses_conf, losses_xy, losses_wh = multi_apply(
+            self.loss_level, pred_maps, assigned.split(priors['num_level_anchors'], dim=1),
+            priors['mlvl_anchors'], self.featmap_strides, gt_bboxes=boxes, gt_labels=labels)
+        return dict(loss_cls=losses_cls, loss_conf=losses_conf, loss_xy=losses_xy,
+                    loss_wh=losses_wh)
+
+    def _dense_losses(self, pred_maps, target_maps, neg_maps) -> dict:
+        """Losses from dense per-level target maps (host mode, non-sum reductions)."""
         losses_cls, losses_conf, losses_xy, losses_wh = multi_apply(
             self.loss_single, pred_maps, target_maps, neg_maps)
         return dict(loss_cls=losses_cls, loss_conf=losses_conf, loss_xy=losses_xy,
                     loss_wh=losses_wh)
+
+    def loss_level(self, pred_map: torch.Tensor, assigned: torch.Tensor, anchors: torch.Tensor,
+                   stride: int, gt_bboxes: torch.Tensor, gt_labels: torch.Tensor
+                   ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Loss of one level from the assignment, equal to :meth:`loss_single` on its targets.
+
+        Nothing copies the whole map to anchor-major order (stock does): the objectness loss
+        covers every anchor, the class/xy/wh losses only cover
+        ``K = min(A_l, n * G)`` slots per image: the positives (each is a responsible anchor,
+        at most n per GT box) followed by arbitrary anchors of weight 0, picked by a fixed-size
+        top-k of the positive mask. Both are read with one gather
+        (:func:`~mmdet_hpu.models.utils.anchor_gather.gather_objectness_and_anchors`).
+
+        Args:
+            pred_map (Tensor): (B, n * (5 + C), h, w).
+            assigned (Tensor): (B, A_l) long 1-based GT index, 0 (negative) or -1 (ignored).
+            anchors (Tensor): (A_l, 4) anchors of the level.
+            stride (int): Stride of the level.
+            gt_bboxes (Tensor): (B, G, 4) padded boxes.
+            gt_labels (Tensor): (B, G) long labels.
+
+        Returns:
+            tuple[Tensor, Tensor, Tensor, Tensor]: loss_cls, loss_conf, loss_xy, loss_wh.
+        """
+        num_imgs = pred_map.shape[0]
+        positive = (assigned > 0).to(pred_map.dtype)
+        num_slots = min(assigned.shape[1], self.num_base_priors * gt_bboxes.shape[1])
+        weight, slots = positive.topk(num_slots, dim=1)  # (B, K): positives first
+        objectness, preds = gather_objectness_and_anchors(pred_map, slots, self.num_base_priors)
+        # Stock's pos_and_neg_mask = (neg_map + pos_mask).clamp(0, 1) == (assigned >= 0).
+        loss_conf = self.loss_conf(objectness, positive,
+                                   weight=(assigned >= 0).to(pred_map.dtype))
+        gt_inds = (assigned.gather(1, slots) - 1).clamp(min=0)
+        matched = torch.gather(gt_bboxes, 1, gt_inds[..., None].expand(num_imgs, num_slots, 4))
+        slot_anchors = anchors.index_select(0, slots.reshape(-1)).reshape(num_imgs, num_slots, 4)
+        encoded = self.bbox_coder.encode(slot_anchors, matched, float(stride))
+        one_hot = self._one_hot(torch.gather(gt_labels, 1, gt_inds), encoded.dtype)
+        weight = weight[..., None]
+        loss_cls = self.loss_cls(preds[..., 5:], one_hot, weight=weight)
+        loss_xy = self.loss_xy(preds[..., :2], encoded[..., :2], weight=weight)
+        loss_wh = self.loss_wh(preds[..., 2:4], encoded[..., 2:4], weight=weight)
+        return loss_cls, loss_conf, loss_xy, loss_wh
+
+    def _one_hot(self, labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(..., C) one-hot class targets of (...) long labels, smoothed like stock."""
+        classes = torch.arange(self.num_classes, device=labels.device)
+        one_hot = (labels[..., None] == classes).to(dtype)
+        if self.one_hot_smoother != 0:
+            one_hot = one_hot * (1 - self.one_hot_smoother) + \
+                self.one_hot_smoother / self.num_classes
+        return one_hot
 
     def loss_single(self, pred_map, target_map, neg_map):
         """Loss of one level; stock minus the host-syncing overlap check.
@@ -216,7 +294,7 @@ class HPUYOLOV3Head(YOLOV3Head):
             raise ValueError('gt_bboxes is a padded tensor but gt_valid is missing; pass '
                              'gt_valid (see HPUPadGT) or per-image lists')
         else:
-            boxes, labels, valid = pad_gt_list(gt_bboxes, gt_labels, self.max_num_gt)
+            boxes, labels, valid = bucket_gt_list(gt_bboxes, gt_labels, self.max_num_gt)
         return boxes.to(device), labels.to(device), valid.to(device)
 
     def get_static_targets(self, featmap_sizes: Sequence[Tuple[int, int]],
@@ -236,19 +314,37 @@ class HPUYOLOV3Head(YOLOV3Head):
             negative maps (B, A_l) uint8, as stock ``get_targets``.
         """
         priors = self._priors(featmap_sizes, gt_bboxes.device)
-        anchors = priors['anchors']
-        flags = responsible_flags(gt_bboxes, gt_valid, priors['level_cells'], featmap_sizes,
-                                  self.prior_generator.strides)
-        overlaps = batched_box_iou(gt_bboxes, anchors)
-        assigner = self.assigner
-        assigned = grid_assign(overlaps, flags, gt_valid, assigner.pos_iou_thr,
-                               assigner.neg_iou_thr, assigner.min_pos_iou,
-                               assigner.gt_max_assign_all)
-        target_map = self._encode_targets(anchors, priors['strides'], gt_bboxes, gt_labels,
-                                          assigned)
+        assigned = self.assign_static(featmap_sizes, gt_bboxes, gt_valid)
+        target_map = self._encode_targets(priors['anchors'], priors['strides'], gt_bboxes,
+                                          gt_labels, assigned)
         neg_map = (assigned == 0).to(torch.uint8)
         split = priors['num_level_anchors']
         return list(target_map.split(split, dim=1)), list(neg_map.split(split, dim=1))
+
+    def assign_static(self, featmap_sizes: Sequence[Tuple[int, int]], gt_bboxes: torch.Tensor,
+                      gt_valid: torch.Tensor) -> torch.Tensor:
+        """``GridAssigner`` result of every anchor of a batch, with fixed shapes.
+
+        Args:
+            featmap_sizes (Sequence[tuple[int, int]]): per level, (h, w).
+            gt_bboxes (Tensor): (B, G, 4) padded boxes.
+            gt_valid (Tensor): (B, G) bool.
+
+        Returns:
+            Tensor: (B, A) long 1-based GT index, 0 (negative) or -1 (ignored).
+        """
+        priors = self._priors(featmap_sizes, gt_bboxes.device)
+        flags = responsible_flags(gt_bboxes, gt_valid, featmap_sizes,
+                                  self.prior_generator.strides,
+                                  self.prior_generator.num_base_anchors)
+        overlaps = torch.cat([
+            level_box_iou(gt_bboxes, anchor_x, anchor_y)
+            for anchor_x, anchor_y in zip(priors['anchor_x'], priors['anchor_y'])
+        ], dim=-1)
+        assigner = self.assigner
+        return grid_assign(overlaps, flags, gt_valid, assigner.pos_iou_thr,
+                           assigner.neg_iou_thr, assigner.min_pos_iou,
+                           assigner.gt_max_assign_all)
 
     def _encode_targets(self, anchors: torch.Tensor, strides: torch.Tensor,
                         gt_bboxes: torch.Tensor, gt_labels: torch.Tensor,
@@ -271,12 +367,7 @@ class HPUYOLOV3Head(YOLOV3Head):
         matched = torch.gather(gt_bboxes, 1, gt_inds[..., None].expand(num_imgs, num_anchors, 4))
         encoded = self.bbox_coder.encode(anchors.expand(num_imgs, num_anchors, 4), matched,
                                          strides)
-        labels = torch.gather(gt_labels, 1, gt_inds)
-        classes = torch.arange(self.num_classes, device=labels.device)
-        one_hot = (labels[..., None] == classes).to(encoded.dtype)
-        if self.one_hot_smoother != 0:
-            one_hot = one_hot * (1 - self.one_hot_smoother) + \
-                self.one_hot_smoother / self.num_classes
+        one_hot = self._one_hot(torch.gather(gt_labels, 1, gt_inds), encoded.dtype)
         target_map = torch.cat([encoded, torch.ones_like(encoded[..., :1]), one_hot], dim=-1)
         return torch.where(positive, target_map, torch.zeros_like(target_map))
 
@@ -310,34 +401,28 @@ class HPUYOLOV3Head(YOLOV3Head):
         factors = np.array([meta['scale_factor'] for meta in img_metas], dtype=np.float32)
         return torch.from_numpy(factors.reshape(len(img_metas), 1, -1)).to(device)
 
-    def decode_pred_maps(self, pred_maps: Sequence[torch.Tensor]
-                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Decode raw predictions of a batch, as stock ``get_bboxes`` does.
-
-        Args:
-            pred_maps (Sequence[Tensor]): per level, (B, num_base * (5 + C), h, w).
-
-        Returns:
-            tuple[Tensor, Tensor, Tensor]: boxes (B, A, 4), objectness (B, A) and class scores
-            (B, A, C), as probabilities.
-        """
+    def _objectness(self, pred_maps: Sequence[torch.Tensor]) -> torch.Tensor:
+        """(B, A) objectness probabilities of every anchor, in ``grid_priors`` order."""
         num_imgs = pred_maps[0].shape[0]
-        featmap_sizes = [tuple(pred_map.shape[-2:]) for pred_map in pred_maps]
-        priors = self._priors(featmap_sizes, pred_maps[0].device)
-        preds = torch.cat([
-            pred.float().permute(0, 2, 3, 1).reshape(num_imgs, -1, self.num_attrib)
-            for pred in pred_maps
-        ], dim=1)
-        bbox_preds = torch.cat([preds[..., :2].sigmoid(), preds[..., 2:4]], dim=-1)
-        bboxes = self.bbox_coder.decode(priors['anchors'], bbox_preds,
-                                        priors['strides'].unsqueeze(-1))
-        return bboxes, preds[..., 4].sigmoid(), preds[..., 5:].sigmoid()
+        num_base = self.num_base_priors
+        logits = [
+            pred.reshape(num_imgs, num_base, self.num_attrib, -1)[:, :, 4].transpose(1, 2)
+            .reshape(num_imgs, -1) for pred in pred_maps
+        ]
+        return torch.cat(logits, dim=1).float().sigmoid()
 
     def get_bboxes_pre_nms(self, pred_maps: Sequence[torch.Tensor],
                            scale_factors: Optional[torch.Tensor], conf_thr: float,
                            score_thr: float, nms_pre: int
                            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Static part of inference: decode, rescale, threshold and top-k (no NMS).
+        """Static part of inference: select, decode, rescale, threshold and top-k (no NMS).
+
+        As mmdet's own ``onnx_export``, the ``nms_pre`` anchors of highest objectness are
+        selected first (a fixed top-k; anchors failing ``conf_thr`` rank last anyway); only they
+        are gathered, decoded and get class scores, (B, nms_pre, C) instead of (B, A, C). The
+        (anchor, class) pairs passing both thresholds then go through a fixed top-``nms_pre``
+        (:func:`select_topk_candidates`). Equal to stock whenever at most ``nms_pre`` anchors
+        pass ``conf_thr`` and at most ``nms_pre`` pairs pass both thresholds.
 
         Args:
             pred_maps (Sequence[Tensor]): per level, (B, num_base * (5 + C), h, w).
@@ -345,17 +430,29 @@ class HPUYOLOV3Head(YOLOV3Head):
                 None.
             conf_thr (float): objectness threshold (<= 0 disables it).
             score_thr (float): raw class-score threshold.
-            nms_pre (int): K candidates per image.
+            nms_pre (int): K candidates per image (<= 0: every anchor and pair).
 
         Returns:
             tuple[Tensor, Tensor, Tensor, Tensor]: boxes (B, K, 4), scores (B, K), labels
             (B, K), valid (B, K); see :func:`select_topk_candidates`.
         """
-        bboxes, objectness, cls_scores = self.decode_pred_maps(pred_maps)
+        num_imgs = pred_maps[0].shape[0]
+        featmap_sizes = [tuple(pred_map.shape[-2:]) for pred_map in pred_maps]
+        priors = self._priors(featmap_sizes, pred_maps[0].device)
+        objectness = self._objectness(pred_maps)
+        num_anchors = objectness.shape[1]
+        num_selected = num_anchors if nms_pre <= 0 else min(nms_pre, num_anchors)
+        top_objectness, anchor_inds = objectness.topk(num_selected, dim=1)
+        preds = gather_anchor_preds(pred_maps, anchor_inds, self.num_base_priors).float()
+        flat_inds = anchor_inds.reshape(-1)
+        anchors = priors['anchors'].index_select(0, flat_inds).reshape(num_imgs, -1, 4)
+        strides = priors['strides'].index_select(0, flat_inds).reshape(num_imgs, -1, 1)
+        bbox_preds = torch.cat([preds[..., :2].sigmoid(), preds[..., 2:4]], dim=-1)
+        bboxes = self.bbox_coder.decode(anchors, bbox_preds, strides)
         if scale_factors is not None:
             bboxes = bboxes / scale_factors
-        return select_topk_candidates(bboxes, objectness, cls_scores, conf_thr, score_thr,
-                                      nms_pre)
+        return select_topk_candidates(bboxes, top_objectness, preds[..., 5:].sigmoid(),
+                                      conf_thr, score_thr, nms_pre)
 
     @force_fp32(apply_to=('pred_maps', ))
     def get_bboxes_static(self, pred_maps, img_metas, cfg=None, rescale=False

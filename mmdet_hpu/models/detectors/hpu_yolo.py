@@ -41,7 +41,8 @@ class HPUYOLOV3(YOLOV3):
             gt_bboxes (list[Tensor] | Tensor): per-image (n_i, 4) boxes, or padded (B, G, 4).
             gt_labels (list[Tensor] | Tensor): per-image (n_i,) labels, or padded (B, G).
             gt_bboxes_ignore (None): Unused by YOLOv3.
-            gt_valid (Tensor | list[Tensor] | None): (B, G) validity mask of padded GT.
+            gt_valid (Tensor | list[Tensor] | None): (B, 1, G) (from HPUPadGT) or (B, G)
+                validity mask of padded GT.
 
         Returns:
             dict[str, list[Tensor]]: Loss components, per level.

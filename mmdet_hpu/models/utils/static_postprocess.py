@@ -1,15 +1,17 @@
 """Batched, fixed-shape detection post-processing (thresholds, top-k, one NMS call).
 
 Stock mmdet filters candidates per image with boolean indexing and ``nonzero`` before calling
-NMS, so every tensor has a data-dependent length. Here thresholds become masks, a fixed top-k
-selects ``nms_pre`` candidates per image, a single ``torchvision.ops.batched_nms`` call handles
-the whole batch (grouped per image *and* class), and the result is packed back into
-``max_per_img`` rows per image plus a count. NMS is the only dynamic op left.
+NMS, so every tensor has a data-dependent length. Here thresholds become masks, fixed top-k's
+select ``nms_pre`` candidates per image, a single ``torchvision.ops.nms`` call handles the whole
+batch (boxes of different images/classes moved apart, see :func:`nms_input`), and the result is
+packed back into ``max_per_img`` rows per image plus a count. NMS is the only dynamic op left.
 """
 from typing import Tuple
 
 import torch
-from torchvision.ops import batched_nms
+from torchvision.ops import nms
+
+_PARKED_SCORE = 2.0
 
 
 def select_topk_candidates(bboxes: torch.Tensor, objectness: torch.Tensor,
@@ -53,21 +55,49 @@ def select_topk_candidates(bboxes: torch.Tensor, objectness: torch.Tensor,
     return boxes, top_scores, labels, top_valid
 
 
-def nms_group_ids(labels: torch.Tensor, valid: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """One NMS group per (image, class); every invalid candidate goes to one extra group.
+def nms_input(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
+              valid: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Boxes and scores for one plain NMS call that acts per (image, class) group.
+
+    Valid boxes are shifted by ``-lo`` (``lo``: their smallest coordinate), then x by
+    ``label * span`` and y by ``image * span`` (``span``: their coordinate extent + 1), so boxes
+    of different groups never overlap. Offsetting in two dimensions keeps the coordinates below
+    ``max(C, B) * span``, the magnitude of stock mmcv's one-dimensional trick (``C * max_coord``
+    per image), where a batch-wide 1-D shift would reach ``B * C * span``. Float32 rounding of a
+    coordinate is then at most half an ulp of that: ~2e-3 px for 80 classes and ``span = 500``,
+    ~4e-3 px for ``span = 1000``; as in stock, only IoUs of small boxes within ~1e-3 of the
+    threshold can flip.
+
+    Every invalid candidate becomes the same 1x1 box at ``(-2, -2, -1, -1)`` (away from every
+    shifted valid box, which lies at >= 0) with score 2 (above every probability): NMS visits one
+    of them first, and it suppresses all the others at once (IoU 1 > threshold), so they cost
+    one step and never interact with valid boxes. The caller drops it with ``& valid``.
 
     Args:
-        labels (Tensor): (B, K) long class labels.
+        boxes (Tensor): (B, K, 4) candidate boxes.
+        scores (Tensor): (B, K) scores in [0, 1].
+        labels (Tensor): (B, K) long group label within an image (zeros: class-agnostic).
         valid (Tensor): (B, K) bool.
-        num_classes (int): C.
 
     Returns:
-        Tensor: (B, K) long group ids in [0, B * C]; B * C is the group of invalid candidates.
+        tuple[Tensor, Tensor]: boxes (B * K, 4) and scores (B * K,) for ``torchvision.ops.nms``.
     """
-    num_imgs = labels.shape[0]
-    img_ids = torch.arange(num_imgs, device=labels.device)[:, None]
-    groups = img_ids * num_classes + labels
-    return torch.where(valid, groups, torch.full_like(groups, num_imgs * num_classes))
+    num_imgs, k = scores.shape
+    inf = torch.full_like(boxes, float('inf'))
+    valid_4 = valid[..., None]
+    low = torch.where(valid_4, boxes, inf).amin()
+    high = torch.where(valid_4, boxes, -inf).amax()
+    # No valid box: low = inf, high = -inf -> span 1; every box is parked below anyway.
+    span = (high - low).clamp(min=0) + 1
+    img_ids = torch.arange(num_imgs, device=boxes.device)[:, None].expand(num_imgs, k)
+    offset = torch.stack([labels, img_ids], dim=-1).to(boxes.dtype) * span  # (B, K, 2)
+    shifted = boxes - low + offset.repeat(1, 1, 2)
+    # (-2, -2, -1, -1), built on the device (no host-to-device copy).
+    parked = (torch.div(torch.arange(4, device=boxes.device), 2, rounding_mode='floor') - 2)
+    parked = parked.to(boxes.dtype)
+    nms_boxes = torch.where(valid_4, shifted, parked)
+    nms_scores = torch.where(valid, scores, torch.full_like(scores, _PARKED_SCORE))
+    return nms_boxes.reshape(-1, 4), nms_scores.reshape(-1)
 
 
 def batched_nms_fixed(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
@@ -81,7 +111,7 @@ def batched_nms_fixed(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.T
         scores (Tensor): (B, K) scores.
         labels (Tensor): (B, K) long labels.
         valid (Tensor): (B, K) bool, False for padding candidates.
-        num_classes (int): C.
+        num_classes (int): C (unused: groups come from the labels; kept for the signature).
         iou_threshold (float): NMS IoU threshold (a box is suppressed when IoU > threshold).
         max_per_img (int): M, detections kept per image; <= 0 keeps up to K.
         class_agnostic (bool): Group by image only, not by image and class.
@@ -92,21 +122,15 @@ def batched_nms_fixed(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.T
         ``num_dets`` are padding: dets 0, labels -1.
 
     Note:
-        ``batched_nms`` separates groups by shifting boxes by ``group * (max_coord + 1)``
-        (per-group loop instead on CPU above 1000 boxes), so on the device coordinates reach
-        about ``B * C * max_coord``; float32 rounding there can flip IoU comparisons that are
-        within ~1e-3 of the threshold (stock mmcv shifts by ``C * max_coord``). The order of
-        equal-score detections is unspecified, as in stock.
+        Exactly one ``torchvision.ops.nms`` call on every device, on the grouped boxes of
+        :func:`nms_input` (see there for the float32 precision of the group offsets). The order
+        of equal-score detections is unspecified, as in stock.
     """
     num_imgs, k = scores.shape
-    if class_agnostic:
-        groups = nms_group_ids(torch.zeros_like(labels), valid, 1).reshape(-1)
-    else:
-        groups = nms_group_ids(labels, valid, num_classes).reshape(-1)
-    # Zero-size boxes for invalid candidates keep the coordinate offsets used internally small.
-    flat_boxes = torch.where(valid[..., None], boxes, torch.zeros_like(boxes)).reshape(-1, 4)
+    groups = torch.zeros_like(labels) if class_agnostic else labels
+    nms_boxes, nms_scores = nms_input(boxes, scores, groups, valid)
     # The one dynamic op: the number of boxes NMS keeps depends on the data.
-    keep = batched_nms(flat_boxes, scores.reshape(-1), groups, iou_threshold)
+    keep = nms(nms_boxes, nms_scores, iou_threshold)
     kept = torch.zeros(num_imgs * k, dtype=torch.bool, device=scores.device)
     kept = kept.index_fill(0, keep, True).reshape(num_imgs, k) & valid
     return pack_detections(boxes, scores, labels, kept, max_per_img)

@@ -10,6 +10,7 @@ from mmdet.models import build_detector
 
 import mmdet_hpu  # noqa: F401  (registers HPUPadGT)
 from mmdet_hpu.datasets.pipelines import HPUPadGT
+from mmdet_hpu.models.utils import gt_bucket
 
 IMG_SIZE = 64
 
@@ -39,7 +40,9 @@ def test_registered_and_pads():
     np.testing.assert_array_equal(out['gt_labels'][:3], labels)
     assert (out['gt_bboxes'][3:] == 0).all() and (out['gt_labels'][3:] == 0).all()
     assert isinstance(out['gt_valid'], DataContainer) and out['gt_valid'].stack
-    assert out['gt_valid'].data.tolist() == [True, True, True, False, False]
+    assert out['gt_valid'].pad_dims == 1 and out['gt_valid'].padding_value == 0
+    # (1, G): mmcv's collate only pads tensors with more dimensions than pad_dims.
+    assert out['gt_valid'].data.tolist() == [[True, True, True, False, False]]
 
 
 def test_zero_boxes_and_exactly_full():
@@ -80,14 +83,52 @@ def formatted_batch(counts, max_num_gt):
 def test_format_bundle_collect_and_collate_give_static_shapes():
     data = formatted_batch([2, 0, 5], max_num_gt=6)
     valid = data['gt_valid'].data[0]
-    assert valid.shape == (3, 6) and valid.dtype == torch.bool
-    assert valid.sum(1).tolist() == [2, 0, 5]
+    assert valid.shape == (3, 1, 6) and valid.dtype == torch.bool
+    assert valid.sum((1, 2)).tolist() == [2, 0, 5]
     boxes, labels = data['gt_bboxes'].data[0], data['gt_labels'].data[0]
     assert [tuple(b.shape) for b in boxes] == [(6, 4)] * 3
     assert [tuple(lbl.shape) for lbl in labels] == [(6,)] * 3
 
 
-def test_padded_batch_trains_like_unpadded():
+def test_bucket_sizes():
+    buckets = {gt_bucket(n, 128) for n in range(129)}
+    assert buckets == {8, 16, 32, 64, 128}
+    assert all(n <= gt_bucket(n, 128) < max(16, 2 * n) for n in range(129))
+    assert [gt_bucket(n, 100) for n in (0, 8, 9, 64, 65, 100)] == [8, 8, 16, 64, 100, 100]
+    assert gt_bucket(3, 5) == 5
+
+
+@pytest.mark.parametrize('num_gt,bucket', [(0, 8), (3, 8), (8, 8), (9, 16), (33, 64),
+                                           (64, 64), (65, 128), (128, 128)])
+def test_each_image_is_padded_to_its_bucket(num_gt, bucket):
+    out = HPUPadGT(max_num_gt=128)(sample(num_gt, seed=num_gt))
+    assert out['gt_bboxes'].shape == (bucket, 4) and out['gt_labels'].shape == (bucket,)
+    assert out['gt_valid'].data.shape == (1, bucket)
+    assert int(out['gt_valid'].data.sum()) == num_gt
+
+
+def test_bucketing_still_raises_above_max_num_gt():
+    with pytest.raises(ValueError, match='raise max_num_gt of the HPUPadGT transform'):
+        HPUPadGT(max_num_gt=128)(sample(129, seed=5))
+    with pytest.raises(ValueError, match='raise max_num_gt'):
+        HPUPadGT(max_num_gt=100)(sample(101, seed=6))
+    assert HPUPadGT(max_num_gt=100)(sample(100, seed=7))['gt_bboxes'].shape == (100, 4)
+
+
+def test_collate_pads_gt_valid_to_the_largest_bucket():
+    counts = [3, 0, 40, 9]
+    data = formatted_batch(counts, max_num_gt=128)
+    valid = data['gt_valid'].data[0]
+    assert valid.shape == (4, 1, 64) and valid.dtype == torch.bool
+    assert valid.sum((1, 2)).tolist() == counts
+    assert valid[:, 0, :40].sum(1).tolist() == counts  # real rows first, collate pads False
+    boxes, labels = data['gt_bboxes'].data[0], data['gt_labels'].data[0]
+    assert [tuple(b.shape) for b in boxes] == [(8, 4), (8, 4), (64, 4), (16, 4)]
+    assert [tuple(lbl.shape) for lbl in labels] == [(8,), (8,), (64,), (16,)]
+
+
+@pytest.mark.parametrize('counts,max_num_gt', [([2, 0, 5], 6), ([2, 0, 9], 16)])
+def test_padded_batch_trains_like_unpadded(counts, max_num_gt):
     model_cfg = dict(
         type='HPUYOLOV3',
         backbone=dict(type='MobileNetV2', widen_factor=0.25, out_indices=(2, 4, 6)),
@@ -99,8 +140,7 @@ def test_padded_batch_trains_like_unpadded():
                                      min_pos_iou=0)))
     torch.manual_seed(0)
     model = build_detector(mmcv.ConfigDict(model_cfg))
-    counts = [2, 0, 5]
-    padded = scatter(formatted_batch(counts, max_num_gt=6), [-1])[0]
+    padded = scatter(formatted_batch(counts, max_num_gt=max_num_gt), [-1])[0]
     unpadded = dict(padded)
     unpadded.pop('gt_valid')
     unpadded['gt_bboxes'] = [b[:n] for b, n in zip(padded['gt_bboxes'], counts)]

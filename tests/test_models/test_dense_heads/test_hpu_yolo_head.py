@@ -5,11 +5,20 @@ import mmcv
 import numpy as np
 import pytest
 import torch
+import torchvision
 from mmdet.models.builder import build_head
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import mmdet_hpu  # noqa: F401  (registers HPUYOLOV3Head)
-from mmdet_hpu.models.utils import pad_gt_list
+from mmdet_hpu.models.utils import (
+    batched_nms_fixed,
+    gather_anchor_preds,
+    gather_objectness_and_anchors,
+    gt_bucket,
+    pad_gt_list,
+    stack_padded_gt,
+)
+from mmdet_hpu.models.utils.static_postprocess import nms_input
 
 IMG_H, IMG_W = 64, 96
 NUM_CLASSES = 4
@@ -210,6 +219,58 @@ def test_loss_accepts_padded_gt(target_mode):
                                            gt_valid=valid.to(torch.uint8)))
 
 
+@pytest.mark.parametrize('target_mode', ['device', 'host'])
+def test_loss_accepts_per_image_buckets(target_mode):
+    # What HPUPadGT + DefaultFormatBundle + collate deliver: per-image buckets of rows and a
+    # (B, 1, G) mask padded to the largest bucket.
+    stock, hpu = build_heads(target_mode)
+    gt_bboxes, gt_labels = make_gt('mixed', seed=3)  # 0, 3, 17 and 5 boxes
+    metas = img_metas(len(gt_bboxes))
+    pred_maps = random_pred_maps(len(gt_bboxes), seed=4)
+    expected = stock.loss(pred_maps, gt_bboxes, gt_labels, metas)
+    buckets = [gt_bucket(len(b), 64) for b in gt_bboxes]
+    assert buckets == [8, 8, 32, 8]
+    boxes = [pad_gt_list([b], [lbl], 64, num_rows=g)[0][0]
+             for b, lbl, g in zip(gt_bboxes, gt_labels, buckets)]
+    labels = [pad_gt_list([b], [lbl], 64, num_rows=g)[1][0]
+              for b, lbl, g in zip(gt_bboxes, gt_labels, buckets)]
+    valid = pad_gt_list(gt_bboxes, gt_labels, 64, num_rows=32)[2][:, None]
+    assert_losses_close(expected, hpu.loss(pred_maps, boxes, labels, metas, gt_valid=valid))
+
+
+@pytest.mark.parametrize('counts,rows', [([0, 0], 8), ([3, 8], 8), ([3, 9], 16),
+                                         ([17, 1], 32), ([40, 64], 64), ([65, 0], 128)])
+def test_list_gt_is_padded_to_the_bucket_of_the_largest_image(counts, rows):
+    _, hpu = build_heads()
+    hpu.max_num_gt = 128
+    gen = torch.Generator().manual_seed(sum(counts))
+    gt_bboxes = [random_boxes(n, gen) for n in counts]
+    gt_labels = [torch.zeros(n, dtype=torch.long) for n in counts]
+    boxes, labels, valid = hpu._padded_gt(gt_bboxes, gt_labels, None, 'cpu')
+    assert boxes.shape == (2, rows, 4) and labels.shape == valid.shape == (2, rows)
+    assert valid.sum(1).tolist() == counts
+
+
+def test_list_gt_bucket_is_capped_at_max_num_gt():
+    _, hpu = build_heads()  # max_num_gt=64
+    gt_bboxes, gt_labels = make_gt('many')  # 40 and 30 boxes
+    boxes, _, _ = hpu._padded_gt(gt_bboxes, gt_labels, None, 'cpu')
+    assert boxes.shape[1] == 64
+    hpu.max_num_gt = 48
+    boxes, _, _ = hpu._padded_gt(gt_bboxes, gt_labels, None, 'cpu')
+    assert boxes.shape[1] == 48
+
+
+def test_stack_padded_gt_pads_lists_to_the_mask_width():
+    boxes, labels, valid = stack_padded_gt(
+        [torch.ones(8, 4), torch.ones(16, 4)], [torch.ones(8), torch.ones(16)],
+        torch.ones(2, 1, 16, dtype=torch.bool))
+    assert boxes.shape == (2, 16, 4) and labels.shape == valid.shape == (2, 16)
+    assert (boxes[0, 8:] == 0).all() and (labels[0, 8:] == 0).all()
+    with pytest.raises(ValueError, match='cannot pad'):
+        stack_padded_gt([torch.ones(16, 4)], [torch.ones(16)], torch.ones(1, 1, 8))
+
+
 def test_loss_without_positives_differs_from_loss_with_them():
     # Guards against a comparison that would pass for any targets.
     _, hpu = build_heads()
@@ -350,6 +411,8 @@ def test_images_in_a_batch_do_not_interact():
 
 
 def test_nms_pre_truncation_keeps_best_candidates():
+    # Documented semantics: the nms_pre anchors of highest objectness first (as mmdet's
+    # onnx_export), then the nms_pre best (anchor, class) pairs among them.
     _, hpu = build_heads()
     cfg = make_test_cfg()
     cfg.nms_pre = 50
@@ -357,13 +420,100 @@ def test_nms_pre_truncation_keeps_best_candidates():
     boxes, scores, labels, valid = hpu.get_bboxes_pre_nms(pred_maps, None, 0.005, 0.05, 50)
     assert boxes.shape == (1, 50, 4) and valid.all()
     objectness = torch.cat([p.reshape(1, 3, 5 + NUM_CLASSES, -1)[:, :, 4] for p in pred_maps],
-                           -1).sigmoid()
+                           -1).sigmoid().flatten()
     cls = torch.cat([p.reshape(1, 3, 5 + NUM_CLASSES, -1)[:, :, 5:] for p in pred_maps],
-                    -1).sigmoid()
-    all_scores = (cls * objectness[:, :, None]).flatten()
-    torch.testing.assert_close(scores[0], all_scores.topk(50).values)
+                    -1).sigmoid()[0].permute(0, 2, 1).reshape(-1, NUM_CLASSES)
+    best_anchors = objectness.topk(50).indices
+    pair_scores = (cls[best_anchors] * objectness[best_anchors, None]).flatten()
+    torch.testing.assert_close(scores[0], pair_scores.topk(50).values)
+    all_pairs = (cls * objectness[:, None]).flatten()
+    assert not torch.allclose(scores[0], all_pairs.topk(50).values), 'anchor pre-selection'
     dets, _, num_dets = hpu.get_bboxes_static(pred_maps, img_metas(1), cfg)
     assert 0 < num_dets[0] <= 50
+
+
+def test_anchor_gathers_match_the_anchor_major_copy():
+    pred_maps = random_pred_maps(2, seed=21)
+    flat = [p.permute(0, 2, 3, 1).reshape(2, -1, 5 + NUM_CLASSES) for p in pred_maps]
+    gen = torch.Generator().manual_seed(22)
+    level_inds = torch.randint(0, flat[2].shape[1], (2, 7), generator=gen)
+    objectness, preds = gather_objectness_and_anchors(pred_maps[2], level_inds, 3)
+    assert torch.equal(objectness, flat[2][..., 4]) and objectness.stride(-1) == 2
+    assert torch.equal(preds, torch.gather(flat[2], 1, level_inds[..., None].expand(-1, -1, 9)))
+    every = torch.cat(flat, dim=1)
+    inds = torch.randint(0, every.shape[1], (2, 50), generator=gen)
+    expected = torch.gather(every, 1, inds[..., None].expand(-1, -1, 9))
+    assert torch.equal(gather_anchor_preds(pred_maps, inds, 3), expected)
+
+
+def reference_nms(boxes, scores, labels, valid, iou_threshold):
+    """Per-(image, class) NMS of the valid candidates only, with torchvision's batched_nms."""
+    kept = []
+    for img_boxes, img_scores, img_labels, img_valid in zip(boxes, scores, labels, valid):
+        keep = torchvision.ops.batched_nms(img_boxes[img_valid], img_scores[img_valid],
+                                           img_labels[img_valid], iou_threshold)
+        kept.append(sorted(img_scores[img_valid][keep].tolist(), reverse=True))
+    return kept
+
+
+def candidates(num_imgs=3, k=60, seed=0, scale=1.0):
+    gen = torch.Generator().manual_seed(seed)
+    xy = torch.rand(num_imgs, k, 2, generator=gen) * 80 * scale - 20 * scale
+    wh = torch.rand(num_imgs, k, 2, generator=gen) * 40 * scale + 1
+    boxes = torch.cat([xy, xy + wh], dim=-1)
+    scores = torch.rand(num_imgs, k, generator=gen)
+    labels = torch.randint(0, 3, (num_imgs, k), generator=gen)
+    valid = torch.rand(num_imgs, k, generator=gen) > 0.4
+    return boxes, scores, labels, valid
+
+
+@pytest.mark.parametrize('scale', [1.0, 30.0])
+def test_single_nms_call_with_parked_invalid_candidates_equals_per_group_nms(scale,
+                                                                             monkeypatch):
+    boxes, scores, labels, valid = candidates(seed=1, scale=scale)
+    # Invalid candidates copy valid boxes with higher scores: they must suppress nothing.
+    boxes[:, 1::2] = boxes[:, 0::2]
+    scores[:, 1::2] = scores[:, 0::2] + 0.5
+    calls = []
+    real_nms = torchvision.ops.nms
+
+    def counting_nms(*args):
+        calls.append(args[0].shape)
+        return real_nms(*args)
+
+    monkeypatch.setattr('mmdet_hpu.models.utils.static_postprocess.nms', counting_nms)
+    dets, det_labels, num_dets = batched_nms_fixed(boxes, scores, labels, valid, 3, 0.45, -1)
+    assert calls == [(3 * 60, 4)]
+    expected = reference_nms(boxes, scores, labels, valid, 0.45)
+    for img, exp in enumerate(expected):
+        n = int(num_dets[img])
+        assert n == len(exp) > 0
+        torch.testing.assert_close(dets[img, :n, 4], torch.tensor(exp))
+        assert (det_labels[img, n:] == -1).all()
+
+
+def test_nms_input_parks_invalid_candidates_and_separates_groups():
+    boxes, scores, labels, valid = candidates(num_imgs=2, k=20, seed=2)
+    nms_boxes, nms_scores = nms_input(boxes, scores, labels, valid)
+    nms_boxes, nms_scores = nms_boxes.reshape(2, 20, 4), nms_scores.reshape(2, 20)
+    parked = torch.tensor([-2.0, -2.0, -1.0, -1.0])
+    assert (nms_boxes[~valid] == parked).all() and (nms_scores[~valid] == 2).all()
+    assert (nms_boxes[valid] >= 0).all() and torch.equal(nms_scores[valid], scores[valid])
+    # Same shape as the original boxes (a pure shift) and disjoint (image, class) groups.
+    torch.testing.assert_close((nms_boxes - boxes)[valid][:, :2], (nms_boxes - boxes)[valid][:, 2:])
+    groups = (torch.arange(2)[:, None] * 3 + labels)[valid]
+    valid_boxes = nms_boxes[valid]
+    iou = torchvision.ops.box_iou(valid_boxes, valid_boxes)
+    assert (iou[groups[:, None] != groups[None, :]] == 0).all()
+
+
+def test_nms_with_no_valid_candidate_keeps_nothing():
+    boxes, scores, labels, _ = candidates(num_imgs=2, k=10, seed=3)
+    valid = torch.zeros(2, 10, dtype=torch.bool)
+    nms_boxes, _ = nms_input(boxes, scores, labels, valid)
+    assert torch.isfinite(nms_boxes).all()
+    dets, det_labels, num_dets = batched_nms_fixed(boxes, scores, labels, valid, 3, 0.5, 5)
+    assert num_dets.tolist() == [0, 0] and (dets == 0).all() and (det_labels == -1).all()
 
 
 # -------------------------------------------------------------------------- static-ness
