@@ -112,7 +112,7 @@ lr_config = dict(
     policy='CosineAnnealing', min_lr_ratio=0.02, warmup='linear', warmup_iters=50,
     warmup_ratio=0.1)
 # epoch_sleep=0: skip mmcv's 2 s pause between epochs (48 s of a 24-epoch demo).
-runner = dict(type='HPUEpochBasedRunner', max_epochs=24, epoch_sleep=0)
-evaluation = dict(interval=24, metric=['bbox'])
-checkpoint_config = dict(interval=24)
+runner = dict(type='HPUEpochBasedRunner', max_epochs=32, epoch_sleep=0)
+evaluation = dict(interval=32, metric=['bbox'])
+checkpoint_config = dict(interval=32)
 log_config = dict(interval=25, hooks=[dict(type='TextLoggerHook')])
