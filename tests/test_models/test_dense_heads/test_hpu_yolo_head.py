@@ -138,10 +138,8 @@ def assert_losses_close(expected, actual):
 SCENARIOS = ['zero', 'one', 'many', 'border', 'tiny', 'mixed', 'outside', 'duplicates']
 
 
-@pytest.mark.parametrize('kind', SCENARIOS)
-def test_static_targets_equal_stock_exactly(kind):
-    stock, hpu = build_heads()
-    gt_bboxes, gt_labels = make_gt(kind, seed=SCENARIOS.index(kind))
+def assert_static_targets_equal_stock(stock, hpu, gt_bboxes, gt_labels):
+    """Assert the head's static targets are bitwise stock's; return the target maps."""
     pred_maps = random_pred_maps(len(gt_bboxes), seed=1)
     expected_targets, expected_negs = stock_targets(stock, pred_maps, gt_bboxes, gt_labels)
     boxes, labels, valid = pad_gt_list(gt_bboxes, gt_labels, hpu.max_num_gt)
@@ -152,6 +150,14 @@ def test_static_targets_equal_stock_exactly(kind):
     for exp, act in zip(expected_negs, negs):
         assert act.dtype == exp.dtype
         assert torch.equal(act, exp)
+    return targets
+
+
+@pytest.mark.parametrize('kind', SCENARIOS)
+def test_static_targets_equal_stock_exactly(kind):
+    stock, hpu = build_heads()
+    gt_bboxes, gt_labels = make_gt(kind, seed=SCENARIOS.index(kind))
+    targets = assert_static_targets_equal_stock(stock, hpu, gt_bboxes, gt_labels)
     if kind != 'zero':
         assert sum(t[..., 4].sum() for t in targets) > 0, 'scenario has no positive anchor'
 
@@ -165,15 +171,7 @@ def test_static_targets_equal_stock_for_other_assigner_settings(kind, assigner):
     train_cfg = mmcv.Config(dict(assigner=dict(type='GridAssigner', **assigner)))
     stock, hpu = build_heads(train_cfg=train_cfg, one_hot_smoother=0.1)
     gt_bboxes, gt_labels = make_gt(kind, seed=20)
-    pred_maps = random_pred_maps(len(gt_bboxes), seed=1)
-    expected_targets, expected_negs = stock_targets(stock, pred_maps, gt_bboxes, gt_labels)
-    boxes, labels, valid = pad_gt_list(gt_bboxes, gt_labels, hpu.max_num_gt)
-    targets, negs = hpu.get_static_targets([p.shape[-2:] for p in pred_maps], boxes, labels,
-                                           valid)
-    for exp, act in zip(expected_targets, targets):
-        torch.testing.assert_close(act, exp, rtol=0, atol=0)
-    for exp, act in zip(expected_negs, negs):
-        assert torch.equal(act, exp)
+    assert_static_targets_equal_stock(stock, hpu, gt_bboxes, gt_labels)
 
 
 def test_duplicate_gt_last_one_wins():
