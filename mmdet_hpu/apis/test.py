@@ -1,15 +1,17 @@
 """Evaluation helpers for hpu, cuda and cpu.
 
-``mmdet.apis.single_gpu_test``/``multi_gpu_test`` already work on any device once
-the model is wrapped by :func:`build_test_wrapper` (the wrapper moves batches);
-the only CUDA-ism left is ``collect_results_cpu(tmpdir=None)``, which allocates a
-CUDA tensor, so :func:`multi_device_test` always passes a tmpdir.
+The wrappers of :func:`build_test_wrapper` move batches themselves; the test loops are
+the evaluation hooks' (one implementation for training-time and standalone testing).
+mmdet's ``collect_results_cpu(tmpdir=None)`` allocates a CUDA tensor, so
+:func:`multi_device_test` always passes a tmpdir.
 """
 import os
 import os.path as osp
 
-from mmdet.apis import multi_gpu_test, single_gpu_test
+from mmdet.apis import single_gpu_test
 
+from ..runner.hooks.evaluation import multi_device_test as hook_multi_device_test
+from ..runner.hooks.evaluation import single_device_test as hook_single_device_test
 from ._wiring import cfg_device, wrap_model
 
 
@@ -31,17 +33,25 @@ def build_test_wrapper(model, cfg, distributed=False):
 
 
 def single_device_test(model, data_loader, show=False, out_dir=None, show_score_thr=0.3):
-    """``mmdet.apis.single_gpu_test`` on a model from :func:`build_test_wrapper`."""
-    return single_gpu_test(model, data_loader, show=show, out_dir=out_dir,
-                           show_score_thr=show_score_thr)
+    """Test a model from :func:`build_test_wrapper` on its device.
+
+    Without visualisation this is the evaluation hooks' loop
+    (:func:`mmdet_hpu.runner.hooks.evaluation.single_device_test`: one ``mark_step`` per
+    batch in lazy mode, results copied to the host once per batch). ``show``/``out_dir``
+    need the images, which only ``mmdet.apis.single_gpu_test`` draws.
+    """
+    if show or out_dir:
+        return single_gpu_test(model, data_loader, show=show, out_dir=out_dir,
+                               show_score_thr=show_score_thr)
+    return hook_single_device_test(model, data_loader)
 
 
 def multi_device_test(model, data_loader, tmpdir=None):
-    """``mmdet.apis.multi_gpu_test`` with CPU result collection through ``tmpdir``.
+    """Distributed :func:`single_device_test`, results collected on the CPU through ``tmpdir``.
 
     Args:
         tmpdir (str, optional): Directory shared by all ranks. Defaults to
             ``./.dist_test`` (the same path on every rank of a single-node job).
     """
     tmpdir = tmpdir or osp.join(os.getcwd(), '.dist_test')
-    return multi_gpu_test(model, data_loader, tmpdir=tmpdir, gpu_collect=False)
+    return hook_multi_device_test(model, data_loader, tmpdir)

@@ -97,20 +97,21 @@ def _load_model(cfg, args, dataset):
 
 
 def _run_inference(model, data_loader, cfg, args, distributed):
-    from mmdet.apis import multi_gpu_test, single_gpu_test
-
-    from mmdet_hpu.apis import build_test_wrapper
+    from mmdet_hpu.apis import build_test_wrapper, multi_device_test, single_device_test
 
     model = build_test_wrapper(model, cfg, distributed=distributed)
     if not distributed:
-        return single_gpu_test(model, data_loader, args.show, args.show_dir,
-                               args.show_score_thr)
-    if args.gpu_collect and cfg.device != 'cuda':
-        raise UserError(f'--gpu-collect only works on CUDA; the device is {cfg.device!r}. '
-                        'Drop it (results are collected through --tmpdir).')
-    # mmdet's collect_results_cpu creates CUDA tensors when tmpdir is None.
+        return single_device_test(model, data_loader, args.show, args.show_dir,
+                                  args.show_score_thr)
+    if args.gpu_collect:
+        if cfg.device != 'cuda':
+            raise UserError(f'--gpu-collect only works on CUDA; the device is {cfg.device!r}. '
+                            'Drop it (results are collected through --tmpdir).')
+        from mmdet.apis import multi_gpu_test
+
+        return multi_gpu_test(model, data_loader, args.tmpdir, gpu_collect=True)
     tmpdir = args.tmpdir or osp.join(cfg.get('work_dir') or '.', '.dist_test_tmp')
-    return multi_gpu_test(model, data_loader, tmpdir, args.gpu_collect)
+    return multi_device_test(model, data_loader, tmpdir)
 
 
 def _report(outputs, dataset, cfg, args):
