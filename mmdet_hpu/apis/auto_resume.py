@@ -17,7 +17,7 @@ import os.path as osp
 import re
 from typing import List, Optional
 
-from mmdet_hpu.cli.runtime import UserError
+from mmdet_hpu.errors import UserError
 
 _NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 

@@ -1,5 +1,5 @@
 """Errors raised while reading checkpoints; the CLI prints them without a traceback."""
-from mmdet_hpu.cli.runtime import UserError
+from mmdet_hpu.errors import UserError
 
 
 class CheckpointError(UserError):

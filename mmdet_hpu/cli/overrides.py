@@ -5,9 +5,7 @@ message that says what is wrong and how to fix it.
 """
 import os.path as osp
 
-
-class ConfigError(ValueError):
-    """A config or command-line value that cannot work; the message says how to fix it."""
+from mmdet_hpu.errors import ConfigError
 
 
 def merge_cfg_options(cfg, cfg_options):

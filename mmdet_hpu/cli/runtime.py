@@ -4,11 +4,9 @@ import os
 import os.path as osp
 import sys
 
-from .overrides import ConfigError
+from mmdet_hpu.errors import ConfigError, UserError
 
-
-class UserError(RuntimeError):
-    """A mistake in the command line, config or data; the message says how to fix it."""
+__all__ = ['UserError', 'ConfigError', 'prepare_device', 'load_config', 'fail_on_user_error']
 
 
 def prepare_device(args):
@@ -61,6 +59,6 @@ def fail_on_user_error():
     """Turn a user mistake into a one-paragraph message on stderr and exit status 2."""
     try:
         yield
-    except (UserError, ConfigError) as err:
+    except UserError as err:
         print(f'error: {err}', file=sys.stderr)
         raise SystemExit(2) from None

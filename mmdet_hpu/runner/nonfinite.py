@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.distributed as dist
 
-from mmdet_hpu.cli.runtime import UserError
+from mmdet_hpu.errors import UserError
 
 MODES = ('stop', 'skip')
 ATTACH_KEY = 'nonfinite'

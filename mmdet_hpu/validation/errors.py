@@ -1,5 +1,5 @@
 """The error type of every pre-flight check."""
-from mmdet_hpu.cli.runtime import UserError
+from mmdet_hpu.errors import UserError
 
 
 class ValidationError(UserError):

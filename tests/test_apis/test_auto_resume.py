@@ -8,7 +8,7 @@ import torch
 
 from mmdet_hpu.apis.auto_resume import find_resume_checkpoint, resume_candidates
 from mmdet_hpu.checkpoint import save_checkpoint_atomic, update_latest
-from mmdet_hpu.cli.runtime import UserError
+from mmdet_hpu.errors import UserError
 
 LOGGER = 'mmdet_hpu.tests.auto_resume'
 

@@ -18,7 +18,7 @@ from mmdet_hpu.checkpoint import (
     set_trust_legacy_checkpoints,
 )
 from mmdet_hpu.checkpoint.allowlist import describe
-from mmdet_hpu.cli.runtime import UserError
+from mmdet_hpu.errors import UserError
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_CONFIG = osp.join(REPO, 'configs', 'demo', 'yolov3_mobilenetv2-half_128_shapes.py')
