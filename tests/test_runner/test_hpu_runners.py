@@ -51,7 +51,8 @@ def test_steps_cap_ends_epochs_early(tmp_path):
     assert runner.iter == 4 and runner.max_iters == 4 and runner.epoch == 2
     train = json_records(str(tmp_path), 'train')
     assert [(r['epoch'], r['iter']) for r in train] == [(1, 1), (1, 2), (2, 1), (2, 2)]
-    assert [r['iters'] for r in json_records(str(tmp_path), 'throughput')[:2]] == [2, 2]
+    (hook,) = _hooks_of(runner, HPUThroughputHook)
+    assert [r['iters'] for r in hook.records] == [2, 2]
 
 
 @pytest.mark.parametrize('bad', [0, -1, 1.5, True, '3'])
@@ -64,18 +65,30 @@ def test_throughput_in_text_and_json_log(tmp_path, runner_log):
     runner = toy_runner(str(tmp_path), max_epochs=3, skip_epochs=1)
     register_default_hooks(runner, log_interval=2)
     runner.run([toy_batches(3, batch_size=4)], [('train', 1)])
-    epochs = json_records(str(tmp_path), 'throughput')[:-1]
-    summary = json_records(str(tmp_path), 'throughput')[-1]
-    assert [(r['epoch'], r['images'], r['warmup']) for r in epochs] == [
+    (hook,) = _hooks_of(runner, HPUThroughputHook)
+    assert [(r['epoch'], r['images'], r['warmup']) for r in hook.records] == [
         (1, 12, True), (2, 12, False), (3, 12, False)]
+    # Per log interval (iteration 2 of each epoch) in the train records...
+    train = json_records(str(tmp_path), 'train')
+    assert [r['iter'] for r in train] == [2, 2, 2]
+    assert all(r['imgs_per_sec'] > 0 and r['max_mem_mb'] == 0 for r in train)
+    # ...and per epoch in mmcv's end-of-epoch record.
+    epochs = json_records(str(tmp_path), 'val')
+    assert [r['epoch'] for r in epochs] == [1, 2, 3]
+    for record, kept in zip(epochs, hook.records):
+        assert record['epoch_imgs_per_sec'] == pytest.approx(kept['imgs_per_sec'], rel=1e-4)
+        assert record['epoch_time'] == pytest.approx(kept['epoch_time'], abs=1e-4)
+        assert record['epoch_max_mem_mb'] == 0
+    summary = json_records(str(tmp_path), 'throughput')[-1]
     assert summary['num_epochs'] == 3 and summary['skip_epochs'] == 1
-    steady = [epochs[1]['imgs_per_sec'], epochs[2]['imgs_per_sec']]
+    steady = [epochs[1]['epoch_imgs_per_sec'], epochs[2]['epoch_imgs_per_sec']]
     assert summary['imgs_per_sec'] == pytest.approx(sum(steady) / 2, rel=1e-3)
     assert summary['best_epoch_time'] == pytest.approx(
         min(r['epoch_time'] for r in epochs), abs=1e-4)
     assert 'total_time' in summary and 'total_train_time' in summary
     text = runner_log.text
     assert 'Epoch 1 throughput: 3 iters, 12 images' in text and '(warm-up)' in text
+    assert 'imgs_per_sec: ' in text and 'epoch_imgs_per_sec: ' in text
     assert 'Throughput summary' in text and 'images/s over epochs after the first 1' in text
 
 
@@ -94,7 +107,8 @@ def test_device_synchronized_at_epoch_boundaries(tmp_path, monkeypatch):
     runner = toy_runner(str(tmp_path), max_epochs=2)
     register_default_hooks(runner, log_interval=2)
     runner.run([toy_batches(3)], [('train', 1)])
-    assert synced == [torch.device('cpu')] * 4
+    # Per epoch: window open, the log point at iteration 2, window close.
+    assert synced == [torch.device('cpu')] * 6
 
 
 def test_iter_runner_same_buffer_and_throughput_windows(tmp_path):
@@ -109,9 +123,12 @@ def test_iter_runner_same_buffer_and_throughput_windows(tmp_path):
     train = json_records(str(tmp_path), 'train')
     assert [r['iter'] for r in train] == [2, 4]
     assert all(isinstance(r['loss'], float) and 'grad_norm' in r for r in train)
-    windows = json_records(str(tmp_path), 'throughput')
-    assert [r['iters'] for r in windows[:-1]] == [2, 2, 1]
-    assert windows[-1]['num_epochs'] == 3
+    (hook,) = _hooks_of(runner, HPUThroughputHook)
+    assert [r['iters'] for r in hook.records] == [2, 2, 1]
+    assert all('imgs_per_sec' in r for r in train)
+    # Window values join the next log line (window 1 closes at iteration 2: same line).
+    assert 'epoch_imgs_per_sec' in train[0]
+    assert json_records(str(tmp_path), 'throughput')[-1]['num_epochs'] == 3
 
 
 def test_iter_runner_rejects_epoch_cap(tmp_path):
@@ -135,7 +152,9 @@ def test_json_goes_to_the_text_logger_file(tmp_path):
     runner.run([toy_batches(1)], [('train', 1)])
     (logger_hook,) = _hooks_of(runner, TextLoggerHook)
     with open(logger_hook.json_log_path) as f:
-        assert sum('"throughput"' in line for line in f) == 2
+        lines = f.readlines()
+    assert sum('"throughput"' in line for line in lines) == 1  # the summary
+    assert sum('"epoch_imgs_per_sec"' in line for line in lines) == 1
 
 
 def test_capped_loader_forwards_loader_attributes(tmp_path):

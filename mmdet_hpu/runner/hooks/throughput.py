@@ -1,25 +1,44 @@
-"""Training throughput (images/s) and epoch-time statistics, in the text and JSON logs."""
+"""Training throughput (images/s), peak device memory and epoch times, in the log stream."""
 import json
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
-from mmcv.runner import HOOKS, Hook, TextLoggerHook
+from mmcv.runner import HOOKS, Hook, LoggerHook, TextLoggerHook
 
 from mmdet_hpu import device
+
+#: ``runner.log_buffer.output`` keys written at each log point (every logger gets them).
+INTERVAL_KEYS = ('imgs_per_sec', 'max_mem_mb')
+#: Keys written at the end of each epoch (each window with ``by_epoch=False``).
+EPOCH_KEYS = ('epoch_imgs_per_sec', 'epoch_time', 'epoch_max_mem_mb')
+_MIB = 1024 * 1024
 
 
 @HOOKS.register_module()
 class HPUThroughputHook(Hook):
-    """Measure training images/s per epoch and summarise the run.
+    """Training images/s and peak device memory, in the runner's log stream.
 
-    Each window (an epoch, or ``window_iters`` iterations with ``by_epoch=False``) is
-    timed between two ``device.synchronize`` calls, so queued device work is counted.
-    Images are ``num_samples`` of every iteration times the world size. Evaluation
-    and checkpointing are outside the windows (this hook runs first in
-    ``after_train_epoch``). One record per window and a summary after the run go to
-    ``runner.logger`` and, when a ``TextLoggerHook`` is registered, to its
-    ``.log.json`` as ``mode='throughput'`` records.
+    Like mmcv's own hooks, it writes its values into ``runner.log_buffer.output``, so
+    every logger hook (Text, Json, TensorBoard, W&B, MLflow...) gets them:
+
+    * at each log point of the logger hooks (every ``log_config.interval`` iterations):
+      ``imgs_per_sec`` since the previous log point and ``max_mem_mb``, the peak device
+      memory allocated in that time (``mmdet_hpu.device.max_memory_allocated``; 0 on cpu);
+    * at the end of each epoch: ``epoch_imgs_per_sec``, ``epoch_time`` and
+      ``epoch_max_mem_mb``, in mmcv's end-of-epoch record (mmcv names its mode ``val``,
+      as for evaluation metrics, which join the same record; TensorBoard tag
+      ``val/epoch_imgs_per_sec``). With ``by_epoch=False`` the window values join the
+      next log line instead.
+
+    Time, memory and the device synchronisation that makes the time include queued
+    device work are read only at log points and window boundaries, never in other
+    iterations. Images are ``num_samples`` of every iteration times the world size;
+    memory is this rank's. The hook must run before the logger hooks (the runners
+    register it with priority ``ABOVE_NORMAL``; loggers are ``VERY_LOW``), and runs
+    before evaluation and checkpointing in ``after_train_epoch``, so they are not timed.
+    A one-line record per window goes to the text log, and a summary after the run to
+    the text log and, as a ``mode='throughput'`` record, to the ``.log.json``.
 
     Args:
         skip_epochs (int): Leading warm-up windows (graph compilation) excluded from the
@@ -49,11 +68,16 @@ class HPUThroughputHook(Hook):
         self._run_start = 0.0
         self._images = 0
         self._iters = 0
+        self._log_every: Optional[Tuple[int, bool]] = None
+        self._mark = 0.0
+        self._mark_images = 0
+        self._window_peak = 0
 
     def before_run(self, runner) -> None:
-        """Start the total-time clock."""
+        """Start the total-time clock; find the log interval of the logger hooks."""
         self.records = []
         self._run_start = time.perf_counter()
+        self._log_every = _logger_interval(runner)
 
     def before_train_epoch(self, runner) -> None:
         """Open an epoch window (epoch-based runners)."""
@@ -65,9 +89,11 @@ class HPUThroughputHook(Hook):
             self._open(runner)
 
     def after_train_iter(self, runner) -> None:
-        """Count the images of this iteration; close full iteration windows."""
+        """Count the images; at a log point, publish images/s and memory; close windows."""
         self._images += self._batch_images(runner) * runner.world_size
         self._iters += 1
+        if self._is_log_point(runner):
+            self._publish_interval(runner)
         if not self.by_epoch and self._iters >= self._window_len(runner):
             self._close(runner)
 
@@ -119,8 +145,38 @@ class HPUThroughputHook(Hook):
         dev = _model_device(runner)
         device.synchronize(dev)
         device.reset_peak_memory_stats(dev)
-        self._images, self._iters = 0, 0
-        self._start = time.perf_counter()
+        self._images, self._iters, self._window_peak = 0, 0, 0
+        self._start = self._mark = time.perf_counter()
+        self._mark_images = 0
+
+    def _is_log_point(self, runner) -> bool:
+        """Whether the logger hooks average and log after this iteration (mmcv's rule)."""
+        if self._log_every is None:
+            return False
+        interval, by_epoch = self._log_every
+        if by_epoch:
+            return self.every_n_inner_iters(runner, interval)
+        return self.every_n_iters(runner, interval)
+
+    def _publish_interval(self, runner) -> None:
+        """Put images/s and peak memory since the last log point into the log buffer."""
+        dev = _model_device(runner)
+        device.synchronize(dev)
+        now = time.perf_counter()
+        elapsed = now - self._mark
+        peak = self._read_peak(dev)
+        images = self._images - self._mark_images
+        output = runner.log_buffer.output
+        output['imgs_per_sec'] = images / elapsed if elapsed > 0 else 0.0
+        output['max_mem_mb'] = peak
+        self._mark, self._mark_images = now, self._images
+
+    def _read_peak(self, dev) -> int:
+        """Peak MiB allocated since the last read; also kept as the window's peak."""
+        peak = device.max_memory_allocated(dev) // _MIB
+        device.reset_peak_memory_stats(dev)
+        self._window_peak = max(self._window_peak, peak)
+        return peak
 
     def _close(self, runner) -> None:
         if self._start is None or self._iters == 0:
@@ -130,16 +186,28 @@ class HPUThroughputHook(Hook):
         device.synchronize(dev)
         elapsed = time.perf_counter() - self._start
         self._start = None
+        self._read_peak(dev)
         record = dict(mode='throughput', epoch=len(self.records) + 1, iters=self._iters,
                       images=self._images, epoch_time=elapsed,
                       imgs_per_sec=self._images / elapsed if elapsed > 0 else 0.0,
                       warmup=len(self.records) < self.skip_epochs,
-                      max_mem_mb=device.max_memory_allocated(dev) // (1024 * 1024))
+                      max_mem_mb=self._window_peak)
         self.records.append(record)
-        _log(runner, record, (
+        self._publish_window(runner, record)
+        runner.logger.info(
             f'Epoch {record["epoch"]} throughput: {record["iters"]} iters, '
             f'{record["images"]} images in {elapsed:.3f} s = {record["imgs_per_sec"]:.2f} '
-            f'images/s{" (warm-up)" if record["warmup"] else ""}'))
+            f'images/s{" (warm-up)" if record["warmup"] else ""}, peak device memory '
+            f'{record["max_mem_mb"]} MiB')
+
+    def _publish_window(self, runner, record: Dict) -> None:
+        """Put the window's values into the log buffer (logged at the epoch end)."""
+        output = runner.log_buffer.output
+        output['epoch_imgs_per_sec'] = record['imgs_per_sec']
+        output['epoch_time'] = record['epoch_time']
+        output['epoch_max_mem_mb'] = record['max_mem_mb']
+        if self.by_epoch:
+            runner.log_buffer.ready = True  # as mmcv's EvalHook: loggers log it next
 
     def _window_len(self, runner) -> int:
         return self.window_iters or len(runner.data_loader)
@@ -150,6 +218,14 @@ class HPUThroughputHook(Hook):
         if isinstance(num, int):
             return num
         return getattr(runner.data_loader, 'batch_size', None) or 1
+
+
+def _logger_interval(runner) -> Optional[Tuple[int, bool]]:
+    """``(interval, by_epoch)`` of the first logger hook, or None without loggers."""
+    for hook in runner.hooks:
+        if isinstance(hook, LoggerHook):
+            return hook.interval, hook.by_epoch
+    return None
 
 
 def _model_device(runner) -> torch.device:
