@@ -26,6 +26,7 @@ EXPECTED = [
     ('HOOKS', 'HPUEvalHook', 'mmdet_hpu.runner.hooks.evaluation'),
     ('HOOKS', 'HPUDistEvalHook', 'mmdet_hpu.runner.hooks.evaluation'),
     ('HOOKS', 'HPUThroughputHook', 'mmdet_hpu.runner.hooks.throughput'),
+    ('HOOKS', 'HPUProfilerHook', 'mmdet_hpu.runner.hooks.profiler'),
     ('HOOKS', 'HPUCheckpointHook', 'mmdet_hpu.checkpoint.hook'),
     ('OPTIMIZERS', 'HPUFusedSGD', 'mmdet_hpu.optimizers'),
     ('OPTIMIZERS', 'HPUFusedAdamW', 'mmdet_hpu.optimizers'),

@@ -67,8 +67,10 @@ def set_schedule(cfg, epochs=None, steps=None, log_interval=None):
         runner.max_epochs = epochs
     if steps is not None:
         if runner is None or runner.get('type') != 'HPUEpochBasedRunner':
-            raise ConfigError("--steps needs runner.type='HPUEpochBasedRunner' (the plugin's "
-                              f"runner), but the config has runner={runner}")
+            raise ConfigError('--steps caps the iterations of each epoch, so it needs an '
+                              'epoch-based runner (EpochBasedRunner, upgraded to '
+                              f'HPUEpochBasedRunner), but the config has runner={runner}; '
+                              'set runner.max_iters with --cfg-options instead')
         runner.max_iters_per_epoch = steps
     if log_interval is not None:
         cfg.log_config.interval = log_interval
@@ -102,3 +104,57 @@ def set_dist_timeout(cfg, seconds):
     """Set ``dist_params.timeout`` in seconds (``--dist-timeout``)."""
     if seconds is not None:
         cfg.dist_params = dict(cfg.get('dist_params') or {}, timeout=seconds)
+
+
+def check_hook_lists(cfg):
+    """Refuse ``log_config.hooks`` / ``custom_hooks`` entries that are not hook dicts.
+
+    ``--cfg-options log_config.hooks=[dict(type=...)]`` yields strings (mmcv's
+    ``DictAction`` cannot express a list of dicts); mmcv would fail much later with a
+    raw ``TypeError``, after the work dir was written.
+    """
+    for key, hooks in (('log_config.hooks', (cfg.get('log_config') or {}).get('hooks')),
+                       ('custom_hooks', cfg.get('custom_hooks'))):
+        if hooks is None:
+            continue
+        bad = [h for h in hooks if not (isinstance(h, dict) and 'type' in h)] \
+            if isinstance(hooks, (list, tuple)) else [hooks]
+        if bad:
+            raise ConfigError(
+                f'{key} must be a list of hook dicts such as dict(type=\'TextLoggerHook\'), '
+                f'but it holds {bad[0]!r} ({type(bad[0]).__name__}). --cfg-options cannot '
+                'express a list of dicts: for TensorBoard pass --tensorboard; for other '
+                'hooks write a small config that inherits yours (_base_ = [\'your_config.py\']) '
+                f'and sets {key} there.')
+
+
+def add_tensorboard(cfg, enabled):
+    """Add mmcv's ``TensorboardLoggerHook`` to ``log_config.hooks`` (``--tensorboard``).
+
+    Events go to ``<work_dir>/tf_logs``; the hook logs at ``log_config.interval`` with
+    the ``by_epoch`` of the config's first logger hook.
+    """
+    if not enabled:
+        return
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        raise ConfigError("--tensorboard needs the tensorboard package, which is not "
+                          "installed: pip install 'mmdet-hpu[logs]' (or pip install "
+                          'tensorboard), or drop --tensorboard.') from None
+    log_config = cfg.setdefault('log_config', dict(interval=50, hooks=[]))
+    hooks = list(log_config.get('hooks') or [])
+    if any(h.get('type') == 'TensorboardLoggerHook' for h in hooks):
+        return
+    by_epoch = hooks[0].get('by_epoch', True) if hooks else True
+    hooks.append(dict(type='TensorboardLoggerHook', by_epoch=by_epoch))
+    log_config['hooks'] = hooks
+
+
+def add_profiler(cfg, steps):
+    """Add :class:`HPUProfilerHook` recording ``steps`` iterations (``--profile STEPS``)."""
+    if steps is None:
+        return
+    hooks = [h for h in (cfg.get('custom_hooks') or []) if h.get('type') != 'HPUProfilerHook']
+    hooks.append(dict(type='HPUProfilerHook', steps=steps, priority='LOWEST'))
+    cfg.custom_hooks = hooks

@@ -12,6 +12,9 @@ import time
 
 from . import args as cli_args
 from .overrides import (
+    add_profiler,
+    add_tensorboard,
+    check_hook_lists,
     merge_cfg_options,
     set_batch_sizes,
     set_dist_timeout,
@@ -67,13 +70,31 @@ def parse_args(argv=None):
                         metavar='SECONDS',
                         help='distributed: seconds a rank waits for the others before it exits '
                              'with an error (default 1800)')
+    parser.add_argument('--tensorboard', action='store_true',
+                        help="also log to TensorBoard (mmcv's TensorboardLoggerHook; events in "
+                             "<work_dir>/tf_logs; needs pip install 'mmdet-hpu[logs]')")
+    parser.add_argument('--profile', type=cli_args.positive_int, default=None, metavar='STEPS',
+                        help='record STEPS training iterations (after 2 warm-up iterations) '
+                             'with torch.profiler, HPU activities on Gaudi; Chrome trace and '
+                             'op table in <work_dir>/profile/')
     args = parser.parse_args(argv)
     return cli_args.finalize_common(args)
 
 
 def apply_args_to_config(cfg, args):
-    """Apply every command-line value of ``args`` to ``cfg`` (no side effects elsewhere)."""
+    """Apply every command-line value of ``args`` to ``cfg`` (no side effects elsewhere).
+
+    Stock runner / optimizer hook types are upgraded to the plugin's first (so
+    ``--steps`` works for a stock ``EpochBasedRunner`` config, and the config dumped
+    in the work dir names the types that run).
+    """
+    from mmdet_hpu.apis.config_types import upgrade_config_types
+
     merge_cfg_options(cfg, args.cfg_options)
+    check_hook_lists(cfg)
+    upgrade_config_types(cfg)
+    add_tensorboard(cfg, args.tensorboard)
+    add_profiler(cfg, args.profile)
     if args.auto_scale_lr:
         cfg.auto_scale_lr = dict(cfg.get('auto_scale_lr') or {}, enable=True)
         cfg.auto_scale_lr.setdefault('base_batch_size', 64)

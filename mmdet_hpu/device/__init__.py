@@ -33,6 +33,7 @@ from ._runtime import (
     init_hccl,
     mark_step,
     max_memory_allocated,
+    profiler_activities,
     reset_peak_memory_stats,
     synchronize,
 )
@@ -51,7 +52,8 @@ def reset_state() -> None:
 __all__ = [
     'MODES', 'autocast', 'check_mode_for_device', 'compile_model', 'default_execution_mode',
     'device_type', 'get_execution_mode', 'hpex_optimizer', 'hpu_version', 'init_hccl',
-    'is_hpu_available', 'is_lazy', 'mark_step', 'max_memory_allocated', 'reset_peak_memory_stats',
+    'is_hpu_available', 'is_lazy', 'mark_step', 'max_memory_allocated', 'profiler_activities',
+    'reset_peak_memory_stats',
     'reset_state', 'resolve_device', 'set_autocast_op_lists', 'set_execution_mode',
     'synchronize', 'torch_device'
 ]

@@ -52,6 +52,31 @@ def reset_peak_memory_stats(device: DeviceLike) -> None:
         torch.cuda.reset_peak_memory_stats(_probe.torch_device(device))
 
 
+def profiler_activities(device: DeviceLike) -> list:
+    """``torch.profiler`` activities that record host ops and the work of ``device``.
+
+    CPU always; plus ``ProfilerActivity.CUDA`` on cuda, or ``ProfilerActivity.HPU`` on
+    hpu, after loading the bridge (it registers the HPU profiler with torch).
+
+    Raises:
+        RuntimeError: On hpu, if this torch has no ``ProfilerActivity.HPU``.
+    """
+    from torch.profiler import ProfilerActivity
+
+    activities = [ProfilerActivity.CPU]
+    kind = device_type(device)
+    if kind == 'cuda':
+        activities.append(ProfilerActivity.CUDA)
+    elif kind == 'hpu':
+        _bridge.bridge('core')
+        hpu = getattr(ProfilerActivity, 'HPU', None)
+        if hpu is None:
+            raise RuntimeError(f'torch {torch.__version__} has no ProfilerActivity.HPU; use the '
+                               'torch of the Intel Gaudi software stack to profile on HPU')
+        activities.append(hpu)
+    return activities
+
+
 def autocast(device_type: str, enabled: bool = True, dtype: torch.dtype = torch.bfloat16):
     """``torch.autocast`` for hpu / cuda / cpu (bf16 by default, no GradScaler needed).
 

@@ -1,7 +1,7 @@
 """HPU runners, log buffer and hooks; importing registers them in mmcv's registries.
 
 ``RUNNERS``: ``HPUEpochBasedRunner``, ``HPUIterBasedRunner``.
-``HOOKS``: ``HPUOptimizerHook``, ``HPUThroughputHook``, ``HPUEvalHook``, ``HPUDistEvalHook``.
+``HOOKS``: ``HPUOptimizerHook``, ``HPUThroughputHook``, ``HPUProfilerHook``, ``HPUEvalHook``, ``HPUDistEvalHook``.
 """
 from .base import HPURunnerMixin, upgrade_optimizer_config
 from .epoch_based_runner import HPUEpochBasedRunner
@@ -9,6 +9,7 @@ from .hooks import (
     HPUDistEvalHook,
     HPUEvalHook,
     HPUOptimizerHook,
+    HPUProfilerHook,
     HPUThroughputHook,
     build_eval_dataloader,
     multi_device_test,
@@ -19,7 +20,8 @@ from .log_buffer import DeviceLogBuffer
 
 __all__ = [
     'DeviceLogBuffer', 'HPUDistEvalHook', 'HPUEpochBasedRunner', 'HPUEvalHook',
-    'HPUIterBasedRunner', 'HPUOptimizerHook', 'HPURunnerMixin', 'HPUThroughputHook',
+    'HPUIterBasedRunner', 'HPUOptimizerHook', 'HPUProfilerHook', 'HPURunnerMixin',
+    'HPUThroughputHook',
     'build_eval_dataloader', 'multi_device_test', 'single_device_test',
     'upgrade_optimizer_config'
 ]

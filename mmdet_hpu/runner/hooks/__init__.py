@@ -7,9 +7,10 @@ from .evaluation import (
     single_device_test,
 )
 from .optimizer import HPUOptimizerHook
+from .profiler import HPUProfilerHook
 from .throughput import HPUThroughputHook
 
 __all__ = [
-    'HPUDistEvalHook', 'HPUEvalHook', 'HPUOptimizerHook', 'HPUThroughputHook',
+    'HPUDistEvalHook', 'HPUEvalHook', 'HPUOptimizerHook', 'HPUProfilerHook', 'HPUThroughputHook',
     'build_eval_dataloader', 'multi_device_test', 'single_device_test'
 ]
