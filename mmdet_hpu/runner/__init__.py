@@ -1,7 +1,8 @@
 """HPU runners, log buffer and hooks; importing registers them in mmcv's registries.
 
 ``RUNNERS``: ``HPUEpochBasedRunner``, ``HPUIterBasedRunner``.
-``HOOKS``: ``HPUOptimizerHook``, ``HPUThroughputHook``, ``HPUProfilerHook``, ``HPUEvalHook``, ``HPUDistEvalHook``.
+``HOOKS``: ``HPUOptimizerHook``, ``HPUThroughputHook``, ``HPUProfilerHook``, ``HPUEvalHook``,
+``HPUDistEvalHook``.
 """
 from .base import HPURunnerMixin, upgrade_optimizer_config
 from .epoch_based_runner import HPUEpochBasedRunner
