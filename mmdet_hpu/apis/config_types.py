@@ -6,6 +6,8 @@ and makes the config dumped in the work dir name what actually ran.
 """
 from mmcv.runner import HOOKS
 
+from ..errors import ConfigError
+from ..runner.base import _FP16_ERROR
 from ._wiring import registered, runner_cfg
 
 
@@ -19,9 +21,14 @@ def upgrade_config_types(cfg):
 
     Returns:
         mmcv.Config: ``cfg``.
+
+    Raises:
+        ConfigError: For ``fp16`` (its CUDA loss scaler), which the HPU runners refuse.
     """
     if cfg.get('runner') is not None:
         cfg.runner = runner_cfg(cfg)
+    if cfg.get('fp16') is not None and cfg.get('runner', {}).get('type', '').startswith('HPU'):
+        raise ConfigError(_FP16_ERROR.format(f'fp16={dict(cfg.fp16)}'))
     opt_cfg = cfg.get('optimizer_config')
     if (isinstance(opt_cfg, dict) and cfg.get('fp16') is None
             and opt_cfg.get('type', 'OptimizerHook') == 'OptimizerHook'

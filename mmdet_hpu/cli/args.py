@@ -7,6 +7,7 @@ the flags of Habana's original Gaudi recipe (``--hpu``, ``--lazy``, ``--autocast
 """
 import argparse
 import os
+import sys
 
 from mmcv import DictAction
 
@@ -76,6 +77,12 @@ def add_safety_args(parser):
                              'trust (e.g. that you wrote)')
 
 
+def usage_error(message):
+    """Print ``error: <message>`` on stderr and exit with status 2 (a user error)."""
+    print(f'error: {message}', file=sys.stderr)
+    raise SystemExit(2)
+
+
 def finalize_common(args):
     """Resolve aliases shared by both scripts and export ``LOCAL_RANK``.
 
@@ -84,11 +91,11 @@ def finalize_common(args):
     """
     if args.hpus is not None:
         if args.hpus < 0 or args.hpus > 1:
-            raise SystemExit(f'error: --hpu takes 0 or 1 (one device per process; use a '
-                             f'launcher for more), got {args.hpus}')
+            usage_error(f'--hpu takes 0 or 1 (one device per process; use a launcher for '
+                        f'more), got {args.hpus}')
         if args.hpus == 1:
             if args.device not in ('auto', 'hpu'):
-                raise SystemExit(f'error: --hpu conflicts with --device {args.device}')
+                usage_error(f'--hpu conflicts with --device {args.device}')
             args.device = 'hpu'
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)

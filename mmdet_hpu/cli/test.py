@@ -2,6 +2,7 @@
 import argparse
 import os
 import os.path as osp
+import sys
 import time
 
 from . import args as cli_args
@@ -51,12 +52,43 @@ def parse_args(argv=None):
 
 def _check_operations(args):
     if not (args.out or args.eval or args.format_only or args.show or args.show_dir):
-        raise SystemExit('error: say what to do with the results: --eval bbox, --out '
-                         'results.pkl, --format-only, --show or --show-dir DIR')
+        cli_args.usage_error('say what to do with the results: --eval bbox, --out '
+                             'results.pkl, --format-only, --show or --show-dir DIR')
     if args.eval and args.format_only:
-        raise SystemExit('error: --eval and --format-only cannot be both given')
+        cli_args.usage_error('--eval and --format-only cannot be both given')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
-        raise SystemExit(f'error: --out must end with .pkl or .pickle, got {args.out!r}')
+        cli_args.usage_error(f'--out must end with .pkl or .pickle, got {args.out!r}')
+    if args.show and not _display_available():
+        cli_args.usage_error('--show opens a window for every image, but this machine has no '
+                             'display (DISPLAY / WAYLAND_DISPLAY are not set). Use --show-dir '
+                             'DIR to save the images with the detections drawn instead.')
+
+
+def _display_available():
+    """Whether a window can be opened (macOS / Windows always; elsewhere X11 or Wayland)."""
+    if sys.platform in ('darwin', 'win32'):
+        return True
+    return bool(os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY'))
+
+
+def _format_only_prefix(dataset, args):
+    """``jsonfile_prefix`` for ``--format-only`` (kept files, not a deleted temp dir).
+
+    mmdet writes to a temporary folder that is deleted at exit when no
+    ``--eval-options jsonfile_prefix=...`` is given; the default here is
+    ``<work_dir>/results`` (``./work_dirs/<config name>/results`` without ``--work-dir``).
+    Returns None for datasets whose ``format_results`` takes no ``jsonfile_prefix``.
+    """
+    import inspect
+
+    options = args.eval_options or {}
+    if 'jsonfile_prefix' in options:
+        return options['jsonfile_prefix']
+    if 'jsonfile_prefix' not in inspect.signature(dataset.format_results).parameters:
+        return None
+    work_dir = args.work_dir or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return osp.join(work_dir, 'results')
 
 
 def _prepare_test_config(cfg, args):
@@ -122,7 +154,7 @@ def _report(outputs, dataset, cfg, args):
         mmcv.dump(outputs, args.out)
     kwargs = args.eval_options or {}
     if args.format_only:
-        dataset.format_results(outputs, **kwargs)
+        _format_only(outputs, dataset, args, kwargs)
     if args.eval:
         eval_kwargs = {k: v for k, v in cfg.get('evaluation', {}).items()
                        if k not in _EVAL_HOOK_KEYS}
@@ -138,6 +170,25 @@ def _report(outputs, dataset, cfg, args):
     return None
 
 
+def _format_only(outputs, dataset, args, kwargs):
+    """``dataset.format_results`` into kept files, and say what was written where."""
+    import mmcv
+
+    prefix = _format_only_prefix(dataset, args)
+    if prefix is not None:
+        mmcv.mkdir_or_exist(osp.dirname(osp.abspath(prefix)))
+        kwargs = dict(kwargs, jsonfile_prefix=prefix)
+    formatted = dataset.format_results(outputs, **kwargs)
+    files = formatted[0] if isinstance(formatted, tuple) else formatted
+    if isinstance(files, dict):
+        for kind, path in files.items():
+            print(f'--format-only: {kind} results of {len(outputs)} images written to '
+                  f'{osp.abspath(path)}')
+    else:
+        print(f'--format-only: results of {len(outputs)} images formatted by '
+              f'{type(dataset).__name__}.format_results: {files}')
+
+
 def run(args):
     """Test as configured by parsed ``args``; returns the metrics dict (or None)."""
     from mmcv.runner import get_dist_info
@@ -145,6 +196,7 @@ def run(args):
     from mmdet.utils import setup_multi_processes
 
     from mmdet_hpu.validation import preflight_test
+    from mmdet_hpu.validation.metrics import check_eval_metrics
 
     device_name, mode = prepare_device(args)
     cfg = preflight_test(_prepare_test_config(load_config(args.config), args), args)
@@ -154,10 +206,14 @@ def run(args):
     if distributed:
         from mmdet_hpu.dist import init_dist
 
-        init_dist(args.launcher, device=cfg.device, **cfg.get('dist_params', {}))
+        try:
+            init_dist(args.launcher, device=cfg.device, **cfg.get('dist_params', {}))
+        except KeyError as err:  # the launcher's environment is missing: a user error
+            raise UserError(err.args[0]) from None
     dataset = build_dataset(cfg.data.test)
     loader_cfg = dict(samples_per_gpu=1, workers_per_gpu=2, dist=distributed, shuffle=False)
     loader_cfg.update(cfg.data.get('test_dataloader', {}))
+    check_eval_metrics(dataset, args.eval)  # before inference, not after it
     data_loader = build_dataloader(dataset, **loader_cfg)
     model = _load_model(cfg, args, dataset)
     outputs = _run_inference(model, data_loader, cfg, args, distributed)

@@ -22,7 +22,7 @@ from .overrides import (
     set_schedule,
     set_work_dir,
 )
-from .runtime import fail_on_user_error, load_config, prepare_device
+from .runtime import UserError, fail_on_user_error, load_config, prepare_device
 
 
 def parse_args(argv=None):
@@ -124,8 +124,11 @@ def _init_distributed(args, cfg):
 
     from mmdet_hpu.dist import init_dist
 
-    init_dist(args.launcher, device=cfg.device, bucket_cap_mb=cfg.get('bucket_cap_mb'),
-              **cfg.get('dist_params', {}))
+    try:
+        init_dist(args.launcher, device=cfg.device, bucket_cap_mb=cfg.get('bucket_cap_mb'),
+                  **cfg.get('dist_params', {}))
+    except KeyError as err:  # the launcher's environment is missing: a user error
+        raise UserError(err.args[0]) from None
     _, world_size = get_dist_info()
     cfg.gpu_ids = range(world_size)
     return True

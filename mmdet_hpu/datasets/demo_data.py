@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import sys
 
 import cv2
 import numpy as np
@@ -151,8 +152,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    paths = generate_demo_dataset(args.out, args.num_train, args.num_val, args.img_size,
-                                  args.max_objects, args.seed)
+    try:
+        paths = generate_demo_dataset(args.out, args.num_train, args.num_val, args.img_size,
+                                      args.max_objects, args.seed)
+    except ValueError as err:  # a bad size or count: a user error (exit status 2)
+        print(f'error: {err}', file=sys.stderr)
+        raise SystemExit(2) from None
     print(f'demo dataset written: {args.num_train} train / {args.num_val} val images '
           f'of {args.img_size}px in {args.out} ({paths["train_ann"]})')
 

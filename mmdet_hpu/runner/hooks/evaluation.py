@@ -1,11 +1,13 @@
 """Evaluation hooks that test on the training device with their own batch size."""
 import copy
 import os.path as osp
+import sys
 from typing import Callable, List, Optional, Union
 
 import torch
 import torch.distributed as dist
-from mmcv.runner import HOOKS
+from mmcv import ProgressBar
+from mmcv.runner import HOOKS, get_dist_info
 from mmdet.core.evaluation.eval_hooks import DistEvalHook, EvalHook
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
@@ -33,28 +35,39 @@ def _encode_masks(result: List) -> List:
     return result
 
 
-def single_device_test(model: torch.nn.Module, data_loader: DataLoader) -> List:
+def single_device_test(model: torch.nn.Module, data_loader: DataLoader,
+                       show_progress: bool = True) -> List:
     """Test ``model`` on its device; results come to the host once per batch.
 
     Like mmdet's ``single_gpu_test`` without visualisation: ``model.eval()``, then
     ``model(return_loss=False, rescale=True, **data)`` under ``no_grad`` per batch,
     one ``device.mark_step()`` per batch (lazy HPU only), and any tensors left in the
-    batch result copied to host numpy in one pass.
+    batch result copied to host numpy in one pass. Rank 0 shows mmcv's
+    ``ProgressBar`` over the dataset, advanced by the (host) length of each batch
+    result times the world size, as mmdet's ``multi_gpu_test``: no extra host read.
 
     Args:
         model (nn.Module): A data-parallel wrapped detector (moves inputs to its device).
         data_loader (DataLoader): Test loader.
+        show_progress (bool): Show the progress bar on rank 0. Defaults to True.
 
     Returns:
         list: One result per image, in loader order.
     """
     model.eval()
     results = []
+    rank, world_size = get_dist_info()
+    num_images = len(getattr(data_loader, 'dataset', ()))  # 0: a count without a bar
+    progress = ProgressBar(num_images, file=sys.stdout) if show_progress and rank == 0 else None
     for data in data_loader:
         with torch.no_grad():
             result = model(return_loss=False, rescale=True, **data)
         device.mark_step()
         results.extend(_encode_masks(_to_host(result)))
+        if progress is not None:
+            progress.update(len(result) * world_size)
+    if progress is not None:
+        sys.stdout.write('\n')
     return results
 
 
