@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The demo: generate the embedded shapes dataset (once), train YOLOv3 on it with
 # mmdet-hpu-train, evaluate the last checkpoint with mmdet-hpu-test --eval bbox,
-# and print the COCO metrics and the wall-clock time. Device: $DEVICE (auto = hpu > cuda > cpu).
+# and print the COCO metrics, the wall-clock time and where everything was written.
+# Device: $DEVICE (auto = hpu > cuda > cpu). $TRAIN_ARGS / $TEST_ARGS: extra flags
+# (not --cfg-options) for mmdet-hpu-train / mmdet-hpu-test, e.g. TRAIN_ARGS="--tensorboard".
 set -euo pipefail
 CONFIG=${1:-configs/demo/yolov3_mobilenetv2-half_128_shapes.py}
 DATA=${2:-data/demo}
@@ -14,10 +16,24 @@ start=$(date +%s)
 if [ ! -f "$DATA/annotations/instances_val.json" ]; then
   "$BIN/mmdet-hpu-demo-data" --out "$DATA"
 fi
+# shellcheck disable=SC2086  # TRAIN_ARGS / TEST_ARGS are word-split on purpose
 "$BIN/mmdet-hpu-train" "$CONFIG" --device "$DEVICE" --work-dir "$WORK_DIR" --seed 0 \
-  --no-validate --cfg-options data_root="$DATA/"
+  --no-validate ${TRAIN_ARGS:-} --cfg-options data_root="$DATA/"
 trained=$(date +%s)
+# shellcheck disable=SC2086
 "$BIN/mmdet-hpu-test" "$CONFIG" "$WORK_DIR/latest.pth" --device "$DEVICE" --eval bbox \
-  --work-dir "$WORK_DIR" --cfg-options data_root="$DATA/" | tee "$WORK_DIR/demo_eval.txt"
+  --work-dir "$WORK_DIR" ${TEST_ARGS:-} --cfg-options data_root="$DATA/" \
+  | tee "$WORK_DIR/demo_eval.txt"
 end=$(date +%s)
 echo "demo: train $((trained - start)) s, evaluation $((end - trained)) s, total $((end - start)) s"
+
+newest() { ls -t "$@" 2>/dev/null | head -n 1; }
+json_log=$(newest "$WORK_DIR"/*.log.json)
+echo "demo: everything is in $WORK_DIR/"
+echo "  checkpoint   $WORK_DIR/latest.pth -> $(readlink "$WORK_DIR/latest.pth" || echo latest.pth)"
+echo "  training log ${json_log%.json} (text), $json_log (JSON: loss, images/s, memory)"
+echo "  metrics      $WORK_DIR/demo_eval.txt, $(newest "$WORK_DIR"/eval_*.json)"
+echo "  config       $WORK_DIR/$(basename "$CONFIG") (as it ran)"
+analyze=$("$BIN/python" -c "import mmdet, os.path as p; print(p.join(p.dirname(mmdet.__file__), '.mim', 'tools', 'analysis_tools', 'analyze_logs.py'))")
+echo "  loss curve   $BIN/python $analyze plot_curve $json_log --keys loss --out $WORK_DIR/loss.png"
+echo "               (needs seaborn: pip install -e '.[logs]')"
