@@ -149,7 +149,8 @@ def test_cli_flag_sets_optimizer_config():
                        '--on-nonfinite-loss', 'skip'])
     cfg = mmcv.Config(dict(optimizer_config=dict(grad_clip=None), log_config=dict(interval=1)))
     apply_args_to_config(cfg, args)
-    assert cfg.optimizer_config == dict(grad_clip=None, nonfinite_loss='skip')
+    assert cfg.optimizer_config == dict(type='HPUOptimizerHook', grad_clip=None,
+                                        nonfinite_loss='skip')
     custom = mmcv.Config(dict(optimizer_config=dict(type='GradientCumulativeOptimizerHook')))
     with pytest.raises(ConfigError, match='--on-nonfinite-loss needs the plugin optimizer hook'):
         set_nonfinite_loss(custom, 'stop')
