@@ -51,7 +51,16 @@ def load_config(path):
     if not osp.isfile(path):
         raise UserError(f'config file not found: {path!r}. Pass the path of a config such as '
                         'configs/demo/yolov3_mobilenetv2-half_128_shapes.py.')
-    return Config.fromfile(path)
+    try:
+        return Config.fromfile(path)
+    except SyntaxError as err:  # mmcv names the file; the config is Python
+        raise UserError(f'config {path!r} is not valid Python: {err}. Fix the file.') from None
+    except FileNotFoundError as err:  # a missing _base_ file
+        raise UserError(f'config {path!r}: {err}. Fix the _base_ paths (relative to the '
+                        'config file).') from None
+    except ImportError as err:  # custom_imports
+        raise UserError(f'config {path!r}: custom_imports failed: {err}. Install the module '
+                        'or fix the name.') from None
 
 
 @contextlib.contextmanager

@@ -170,3 +170,20 @@ def test_steps_with_an_iteration_runner_is_a_clean_error(cli_env, tiny, tmp_path
     err = _train_fails(tiny, tmp_path, capsys, '--steps', '2',
                        options=['runner.type=IterBasedRunner', 'runner.max_iters=4'])
     assert '--steps caps the iterations of each epoch' in err and 'HPUIterBasedRunner' in err
+
+
+@pytest.mark.parametrize('text,message', [
+    ('model = dict(type=\n', 'is not valid Python'),
+    ("_base_ = ['missing_base.py']\n", 'Fix the _base_ paths'),
+    ("custom_imports = dict(imports=['no_such_module_xyz'], allow_failed_imports=False)\n",
+     'custom_imports failed'),
+])
+def test_broken_config_file_exits_2(cli_env, tmp_path, capsys, text, message):
+    from mmdet_hpu.cli.train import main
+
+    config = tmp_path / 'broken.py'
+    config.write_text(text)
+    code, err = _exit_code(main, [str(config), '--device', 'cpu', '--work-dir',
+                                  str(tmp_path / 'work')], capsys)
+    assert code == 2 and err.startswith('error: ') and message in err
+    assert not (tmp_path / 'work').exists()
