@@ -31,6 +31,7 @@ from mmdet.datasets import build_dataloader, build_dataset, replace_ImageToTenso
 from mmdet.utils import compat_cfg, get_root_logger
 
 from .. import optimizers  # noqa: F401  (registers HPUFusedSGD / HPUFusedAdamW)
+from ..validation.metrics import check_eval_metrics
 from ._wiring import (
     base_runner_type,
     cfg_device,
@@ -79,6 +80,9 @@ def _register_eval_hook(runner, cfg, device: str, distributed: bool) -> None:
     val_dataset = build_dataset(cfg.data.val, dict(test_mode=True))
     val_dataloader = build_dataloader(val_dataset, **loader_args)
     eval_cfg = dict(cfg.get('evaluation', {}))
+    # Before training, not after the first epoch's validation.
+    if 'metric' in eval_cfg:
+        check_eval_metrics(val_dataset, eval_cfg['metric'], 'evaluation.metric')
     eval_cfg['by_epoch'] = base_runner_type(runner_cfg(cfg)['type']) != 'IterBasedRunner'
     if distributed:
         eval_cfg.setdefault('tmpdir', osp.join(cfg.work_dir, '.eval_hook'))

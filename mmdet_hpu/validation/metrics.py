@@ -44,20 +44,25 @@ def valid_metrics(dataset) -> List[str]:
     return [name for name in KNOWN_METRICS if metric_accepted(dataset, name)]
 
 
-def check_eval_metrics(dataset, metrics: Sequence[str]) -> None:
+def check_eval_metrics(dataset, metrics: Sequence[str], option: str = '--eval') -> None:
     """Refuse metric names ``dataset.evaluate`` does not support, naming the valid ones.
 
     Args:
         dataset: A built mmdet dataset.
-        metrics (Sequence[str]): The ``--eval`` names.
+        metrics (str | Sequence[str]): The metric names.
+        option (str): Where the names came from, for the message. Defaults to
+            ``'--eval'``; ``'evaluation.metric'`` for validation during training.
 
     Raises:
         ValidationError: For the first unsupported name.
     """
-    for metric in metrics or ():
+    for metric in [metrics] if isinstance(metrics, str) else (metrics or ()):
         if not metric_accepted(dataset, metric):
             valid = valid_metrics(dataset)
+            example = valid[0] if valid else 'bbox'
+            fix = f'--eval {example}' if option == '--eval' else \
+                f"--cfg-options {option}={example}"
             raise ValidationError(
-                f'--eval {metric}: {type(dataset).__name__} has no metric {metric!r}; its '
-                f'metrics are {", ".join(valid) or "(none known)"}. Example: --eval '
-                f'{valid[0] if valid else "bbox"}. Checked before inference, nothing was run.')
+                f'{option} {metric}: {type(dataset).__name__} has no metric {metric!r}; its '
+                f'metrics are {", ".join(valid) or "(none known)"}. Example: {fix}. Checked '
+                'before inference, nothing was run.')

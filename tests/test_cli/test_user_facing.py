@@ -187,3 +187,16 @@ def test_broken_config_file_exits_2(cli_env, tmp_path, capsys, text, message):
                                   str(tmp_path / 'work')], capsys)
     assert code == 2 and err.startswith('error: ') and message in err
     assert not (tmp_path / 'work').exists()
+
+
+def test_unknown_validation_metric_is_refused_before_training(cli_env, tiny, tmp_path, capsys):
+    from mmdet_hpu.cli.train import main
+
+    data, _ = tiny
+    work_dir = tmp_path / 'work'
+    code, err = _exit_code(main, [DEMO_CONFIG, '--device', 'cpu', '--work-dir', str(work_dir),
+                                  '--cfg-options', f'data_root={data}/', 'data.workers_per_gpu=0',
+                                  'evaluation.metric=mAP'], capsys)
+    assert code == 2 and "evaluation.metric mAP: CocoDataset has no metric 'mAP'" in err
+    assert '--cfg-options evaluation.metric=bbox' in err
+    assert not list(work_dir.glob('*.pth'))  # refused before the first iteration
