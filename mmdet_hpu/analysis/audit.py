@@ -209,10 +209,13 @@ def audit_inference(model, batch: Dict, audit: OpAudit, plan: PhasePlan,
 def _explain(fn: Callable, *args, **kwargs) -> Dict:
     """``torch._dynamo.explain`` summary: graphs, breaks and their reasons (or the error)."""
     torch._dynamo.reset()
-    shapes_log = logging.getLogger('torch.fx.experimental.symbolic_shapes')
-    level = shapes_log.level
+    # Dynamo logs every break as a warning; the report lists them.
+    quiet = [logging.getLogger(name) for name in ('torch.fx.experimental.symbolic_shapes',
+                                                   'torch._dynamo')]
+    levels = [log.level for log in quiet]
     try:
-        shapes_log.setLevel(logging.ERROR)
+        for log in quiet:
+            log.setLevel(logging.ERROR)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             out = torch._dynamo.explain(fn)(*args, **kwargs)
@@ -220,7 +223,8 @@ def _explain(fn: Callable, *args, **kwargs) -> Dict:
         return dict(graph_count=None, graph_break_count=None, break_reasons=[],
                     error=f'{type(err).__name__}: {str(err).splitlines()[0][:200]}')
     finally:
-        shapes_log.setLevel(level)
+        for log, level in zip(quiet, levels):
+            log.setLevel(level)
         torch._dynamo.reset()
     reasons = [dict(reason=str(r.reason).splitlines()[0][:200],
                     where=_frame_text(r.user_stack[-1]) if r.user_stack else '?')

@@ -199,6 +199,6 @@ def detach_tree(value):
         return value.detach().requires_grad_() if value.requires_grad else value
     if isinstance(value, (list, tuple)):
         return type(value)(detach_tree(item) for item in value)
-    if isinstance(value, dict):
+    if type(value) is dict:  # noqa: E721  (a ConfigDict holds no tensors: kept as it is)
         return {key: detach_tree(item) for key, item in value.items()}
     return value

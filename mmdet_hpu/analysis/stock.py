@@ -72,14 +72,15 @@ def downloads_in(node, path: str = 'model') -> List[str]:
     Returns:
         list[str]: Dotted paths, e.g. ``['model.backbone.init_cfg']``; empty when offline.
     """
+    if _is_pretrained_init(node):
+        return [path]
     found = []
     if isinstance(node, dict):
         for key, value in node.items():
-            where = f'{path}.{key}'
-            if (key == 'pretrained' and value) or _is_pretrained_init(value):
-                found.append(where)
+            if key == 'pretrained' and value:
+                found.append(f'{path}.{key}')
             else:
-                found += downloads_in(value, where)
+                found += downloads_in(value, f'{path}.{key}')
     elif isinstance(node, (list, tuple)):
         for i, item in enumerate(node):
             found += downloads_in(item, f'{path}[{i}]')
