@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from mmdet_hpu.analysis.shipped_configs import (SHORTHAND, resolve_config, shipped_config_root,
-                                                shipped_configs)
+from mmdet_hpu.analysis import shipped_configs as shipped
+from mmdet_hpu.analysis.shipped_configs import SHORTHAND, resolve_config
 from mmdet_hpu.errors import ConfigError
 
 BIN = osp.dirname(sys.executable)
@@ -24,7 +24,7 @@ def test_shorthand_resolves_to_the_file_inside_the_installed_mmdet():
 
 
 def test_every_table_row_of_issue_11_is_shipped():
-    names = set(shipped_configs(shipped_config_root()))
+    names = set(shipped.shipped_configs(shipped.shipped_config_root()))
     for name in ('retinanet/retinanet_r18_fpn_1x_coco.py',
                  'retinanet/ascend_retinanet_r18_fpn_1x8_1x_coco.py', 'ssd/ssd300_coco.py',
                  'ssd/ascend_ssd300_coco.py', 'fcos/fcos_r50_caffe_fpn_gn-head_1x_coco.py',
