@@ -145,11 +145,20 @@ def pipeline_input_size(pipeline: Sequence[dict], default: int = 416) -> Tuple[i
     for step in steps:
         if step.get('type') == 'Pad' and _size_of(step.get('size')) is not None:
             return _size_of(step['size'])
+    divisor = max([step.get('size_divisor') or 1 for step in steps
+                   if step.get('type') == 'Pad'] + [1])
     for step in steps:
         size = _size_of(step.get('img_scale'))
-        if size is not None:
-            return size[1], size[0]
+        if size is not None:  # (w, h), padded to the Pad step's size_divisor
+            return tuple(-(-edge // divisor) * divisor for edge in (size[1], size[0]))
     return default, default
+
+
+def _pipeline_of(dataset: dict) -> list:
+    """A dataset config's pipeline, looking through wrappers (``RepeatDataset``...)."""
+    while 'pipeline' not in dataset and isinstance(dataset.get('dataset'), dict):
+        dataset = dataset['dataset']
+    return dataset.get('pipeline', [])
 
 
 def config_sizes(cfg: mmcv.Config, img_size: Optional[int] = None
@@ -158,8 +167,8 @@ def config_sizes(cfg: mmcv.Config, img_size: Optional[int] = None
     if img_size is not None:
         return (img_size, img_size), (img_size, img_size)
     data = cfg.get('data', {})
-    train = pipeline_input_size(data.get('train', {}).get('pipeline', []))
-    test = pipeline_input_size(data.get('test', {}).get('pipeline', []))
+    train = pipeline_input_size(_pipeline_of(data.get('train', {})))
+    test = pipeline_input_size(_pipeline_of(data.get('test', {})))
     return train, test
 
 
@@ -184,7 +193,7 @@ def train_tail(cfg: mmcv.Config, stock: bool) -> List[dict]:
     Returns:
         list[dict]: Pipeline step configs.
     """
-    pipeline = cfg.get('data', {}).get('train', {}).get('pipeline', [])
+    pipeline = _pipeline_of(cfg.get('data', {}).get('train', {}))
     tail = [copy.deepcopy(dict(step)) for step in pipeline if step.get('type') in _TAIL_TYPES]
     if not any(step['type'] == 'Collect' for step in tail):
         tail = [dict(type='DefaultFormatBundle'),

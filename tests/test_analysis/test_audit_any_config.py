@@ -135,3 +135,12 @@ def test_console_script_on_a_shipped_config(tmp_path):
     report = mmcv.load(str(out_json))
     assert report['config'] == RETINA_R18 and report['sizes']['train_hw'] == [64, 64]
     assert audit.summary(report)['train_sync'] > 0
+
+
+def test_config_sizes_of_shipped_configs():
+    # Resize (1333, 800) padded to a multiple of 32; SSD's pipeline sits in a RepeatDataset.
+    assert synthetic.config_sizes(_config(RETINA_R18)) == ((800, 1344), (800, 1344))
+    ssd = _config('mmdet::ssd/ssd300_coco.py')
+    assert synthetic.config_sizes(ssd) == ((300, 300), (300, 300))
+    assert synthetic.config_batch_sizes(ssd) == (8, 16)
+    assert synthetic.num_classes_of(_config(FASTER_R50)) == 80
