@@ -38,8 +38,6 @@ def _rows(phases: Dict) -> List[Tuple[str, str, str]]:
 def _cells(phase: Dict, key: str) -> str:
     counts = phase.get(key, {})
     nms = phase.get('nms_calls', '') if key in ('counts', 'counts_nms') else ''
-    if phase and key == 'counts' and 'counts_nms' in phase:
-        nms = phase['nms_calls']
     return ''.join(f'{counts.get(kind, 0):>{_COL}}' for kind in KINDS) + f'{nms!s:>{_COL}}'
 
 
