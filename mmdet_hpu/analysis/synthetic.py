@@ -27,6 +27,8 @@ from .stock import plain_dict, stock_model_cfg, strip_pretrained
 
 #: Per-image box counts cycled over a batch: COCO-like (mean ~7, long tail); 57 boxes at batch 8.
 COCO_LIKE_COUNTS = (3, 12, 1, 7, 19, 2, 8, 5)
+#: What the synthetic training samples hold (``gt_valid`` from ``HPUPadGT``).
+SYNTHETIC_KEYS = frozenset(('img', 'gt_bboxes', 'gt_labels', 'gt_valid'))
 _TAIL_TYPES = ('HPUPadGT', 'DefaultFormatBundle', 'Collect')
 _IMG_NORM_CFG = dict(mean=np.zeros(3, np.float32), std=np.ones(3, np.float32), to_rgb=False)
 
@@ -200,10 +202,26 @@ def train_tail(cfg: mmcv.Config, stock: bool) -> List[dict]:
                 dict(type='Collect', keys=['img', 'gt_bboxes', 'gt_labels'])]
     if stock:
         tail = [step for step in tail if step['type'] != 'HPUPadGT']
-        for step in tail:
-            if step['type'] == 'Collect':
-                step['keys'] = [key for key in step['keys'] if key != 'gt_valid']
+    for step in tail:
+        if step['type'] == 'Collect':
+            step['keys'] = _collected_keys(step['keys'], stock)
     return tail
+
+
+def _collected_keys(keys: Sequence[str], stock: bool) -> List[str]:
+    """``Collect`` keys the synthetic samples provide (no ignored boxes: none is drawn).
+
+    Raises:
+        ConfigError: For keys the audit cannot synthesise (masks, segmentation maps...).
+    """
+    dropped = {'gt_bboxes_ignore'} | ({'gt_valid'} if stock else set())
+    unsupported = [key for key in keys if key not in SYNTHETIC_KEYS | dropped]
+    if unsupported:
+        raise ConfigError(f'the train pipeline collects {unsupported}; the audit synthesises '
+                          f'only {sorted(SYNTHETIC_KEYS)} (images and boxes), so detectors that '
+                          'train on masks or segmentation maps cannot be audited yet. Audit a '
+                          'box-only variant of the config instead.')
+    return [key for key in keys if key not in dropped]
 
 
 def pads_gt(cfg: mmcv.Config) -> bool:

@@ -75,8 +75,8 @@ def load_audit_config(spec: str, cfg_options=None):
 
     Raises:
         UserError: If the file does not exist (listing close shipped names for the shorthand)
-            or the model is neither single-stage (``bbox_head``) nor two-stage (``rpn_head`` +
-            ``roi_head``).
+            the model is neither single-stage (``bbox_head``) nor two-stage (``rpn_head`` +
+            ``roi_head``), or it trains on masks (the synthetic data has boxes only).
     """
     from mmcv import Config
 
@@ -89,6 +89,9 @@ def load_audit_config(spec: str, cfg_options=None):
         raise UserError(f'{spec}: the audit needs a detector with a bbox_head (single-stage) '
                         f'or an rpn_head and a roi_head (two-stage); model.type is '
                         f"{model.get('type')!r}")
+    from mmdet_hpu.analysis.synthetic import train_tail
+
+    train_tail(cfg, stock=False)  # refuses what the synthetic data cannot provide (masks)
     return cfg
 
 

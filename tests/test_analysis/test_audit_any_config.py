@@ -11,6 +11,7 @@ import pytest
 from mmdet_hpu.analysis import audit, stock, synthetic
 from mmdet_hpu.analysis.phases import TWO_STAGE
 from mmdet_hpu.analysis.shipped_configs import resolve_config
+from mmdet_hpu.errors import ConfigError
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(REPO, 'configs', 'demo', 'yolov3_mobilenetv2-half_128_shapes.py')
@@ -144,3 +145,9 @@ def test_config_sizes_of_shipped_configs():
     assert synthetic.config_sizes(ssd) == ((300, 300), (300, 300))
     assert synthetic.config_batch_sizes(ssd) == (8, 16)
     assert synthetic.num_classes_of(_config(FASTER_R50)) == 80
+
+
+def test_mask_configs_are_refused_with_a_clear_message():
+    cfg = _config('mmdet::mask_rcnn/mask_rcnn_r50_fpn_1x_coco.py')
+    with pytest.raises(ConfigError, match=r"collects \['gt_masks'\].*box-only"):
+        synthetic.train_tail(cfg, stock=False)
