@@ -1,52 +1,58 @@
-"""Audit a YOLOv3 config for HPU-hostile code: host syncs, dynamic shapes, copies, graph breaks.
+"""Audit any mmdet 2.x detector config for HPU-hostile code: host syncs, dynamic shapes, copies,
+graph breaks.
 
-For the configured detector/head **and** a stock mmdet ``YOLOV3``/``YOLOV3Head`` copy with the
-same weights, :func:`run_audit` runs one training iteration and one inference batch on
-synthetic data (see :mod:`mmdet_hpu.analysis.synthetic`) under :class:`~mmdet_hpu.analysis.
-op_audit.OpAudit`, phase by phase:
-
-========================  ==================================================================
-phase                     what runs (as the runner / ``simple_test`` do)
-========================  ==================================================================
-forward                   ``extract_feat`` + head forward
-targets+loss              ``bbox_head.loss`` + ``_parse_losses`` + ``log_buffer.update``
-backward                  ``optimizer.zero_grad`` + ``loss.backward()``
-optimizer                 grad clipping as configured (+ its logging) + ``optimizer.step()``
-inference forward         ``extract_feat`` + head forward, ``torch.no_grad()``
-post-processing           ``bbox_head.get_bboxes(rescale=True)`` + ``bbox2result``
-========================  ==================================================================
+For the configured detector **and** a stock mmdet copy with the same weights (every ``HPU*`` type
+replaced by its stock parent class, see :mod:`mmdet_hpu.analysis.stock`), :func:`run_audit` runs
+one training iteration and one inference batch on synthetic data (see
+:mod:`mmdet_hpu.analysis.synthetic`) under :class:`~mmdet_hpu.analysis.op_audit.OpAudit`, as the
+runner does: ``model.train_step`` + the log buffer, the optimizer hook's backward, clipping and
+step; ``model(return_loss=False, rescale=True, ...)`` for the test batch. The ops are attributed
+to phases as :mod:`mmdet_hpu.analysis.phases` describes (single-stage: forward, targets+loss,
+backward, optimizer, inference forward, post-processing; two-stage adds the RPN proposals in
+training and at inference). Post-processing and proposals are split into the part before NMS,
+the NMS calls and the part after the last NMS call (see
+:meth:`~mmdet_hpu.analysis.op_audit.PhaseStats.segment_of`).
 
 The optimizer phase uses the hook the runner would use: for the configured side the config's
 optimizer hook as an HPU runner upgrades it (``HPUOptimizerHook``, a non-logging iteration,
 ``DeviceLogBuffer``); for the stock side mmcv's ``OptimizerHook`` (``float(grad_norm)`` into a
-``LogBuffer``). Post-processing is split into the part before NMS, the NMS calls and the part
-after the last NMS call (see :meth:`~mmdet_hpu.analysis.op_audit.PhaseStats.segment_of`).
-``torch._dynamo.explain`` counts graph breaks of ``bbox_head.loss``, of post-processing up to NMS
-(``get_bboxes_pre_nms``; stock heads have no such entry point: n/a) and of the whole
-``get_bboxes``.
+``LogBuffer``). ``torch._dynamo.explain`` counts the graph breaks of the heads' ``loss`` and
+``get_bboxes`` calls made during the audited iteration, and of post-processing up to NMS for a
+head that has a pre-NMS entry point (:data:`PRE_NMS_ENTRIES`; stock heads have none: n/a).
+
+A config without any ``HPU*`` model type is audited once, as-is (its stock counterpart is the
+same model); ``skip_stock`` audits the configured side only.
+
+The per-side report is assembled in one place, :func:`assemble_side`: a new per-side section
+(e.g. compiled graph counts) is one more key there and one more block in
+:mod:`mmdet_hpu.analysis.audit_table`.
 """
 import contextlib
 import logging
 import types
 import warnings
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional
 
 import mmcv
 import torch
 from mmcv.runner import HOOKS, LogBuffer, OptimizerHook, build_optimizer
-from mmdet.core import bbox2result
-from mmdet.models.detectors.base import BaseDetector
 
+import mmdet_hpu  # noqa: F401  (registers the HPU types a stock config's audit may meet)
 from mmdet_hpu.runner.base import upgrade_optimizer_config
 from mmdet_hpu.runner.log_buffer import DeviceLogBuffer
 
 from . import synthetic
-from .op_audit import KINDS, OpAudit, total_counts
+from .audit_table import format_table  # noqa: F401  (re-exported)
+from .op_audit import OpAudit, total_counts
+from .phases import POST, SINGLE_STAGE, Call, PhasePlan, plan_for, routed
+from .stock import hpu_replacements
 
-TRAIN_PHASES = ('forward', 'targets+loss', 'backward', 'optimizer')
-POST = 'post-processing'
-INFER_PHASES = ('inference forward', POST)
+#: Phases of a single-stage detector (two-stage: see :data:`mmdet_hpu.analysis.phases.TWO_STAGE`).
+TRAIN_PHASES = SINGLE_STAGE.train_phases
+INFER_PHASES = SINGLE_STAGE.infer_phases
 SIDES = ('configured', 'stock')
+TRAINING_TOTAL, INFERENCE_TOTAL = 'training iteration', 'inference'
+NMS_SEGMENTS = ('pre_nms', 'nms', 'post_nms')
 
 
 class AuditSettings(types.SimpleNamespace):
@@ -60,13 +66,15 @@ class AuditSettings(types.SimpleNamespace):
         device (str): ``cpu`` (default) or ``cuda``.
         explain (bool): Run ``torch._dynamo.explain``.
         seed (int): Seed of weights and data.
-        top (int): Offending call sites listed per side.
+        top (int | None): Offending call sites kept per phase (None: all).
         checkpoint (str | None): Weights to load (default: freshly initialised).
+        skip_stock (bool): Audit the configured side only.
     """
 
     def __init__(self, **kwargs):
         defaults = dict(batch_size=None, test_batch_size=None, img_size=None, num_gt=None,
-                        device='cpu', explain=True, seed=0, top=5, checkpoint=None)
+                        device='cpu', explain=True, seed=0, top=None, checkpoint=None,
+                        skip_stock=False)
         unknown = set(kwargs) - set(defaults)
         if unknown:
             raise TypeError(f'unknown audit settings: {sorted(unknown)}')
@@ -115,20 +123,6 @@ def loss_kwargs(batch: Dict) -> Dict:
     return {'gt_valid': batch['gt_valid']} if 'gt_valid' in batch else {}
 
 
-def _forward(model, batch):
-    BaseDetector.forward_train(model, batch['img'], batch['img_metas'])
-    return model.bbox_head(model.extract_feat(batch['img']))
-
-
-def _targets_loss(model, outs, batch, runner):
-    head = model.bbox_head
-    losses = head.loss(*outs, batch['gt_bboxes'], batch['gt_labels'], batch['img_metas'],
-                       gt_bboxes_ignore=None, **loss_kwargs(batch))
-    loss, log_vars = model._parse_losses(losses)
-    runner.log_buffer.update(log_vars, runner.outputs['num_samples'])
-    return loss
-
-
 def backward_step(hook, runner, loss):
     """``zero_grad`` + ``backward``, as the hook's ``after_train_iter`` starts."""
     if isinstance(hook, OptimizerHook) and type(hook) is not OptimizerHook:
@@ -159,69 +153,78 @@ def host_step_counters(optimizer) -> list:
             if torch.is_tensor(state.get('step'))]
 
 
-def audit_training(model, batch: Dict, cfg: mmcv.Config, stock: bool, audit: OpAudit) -> list:
+def _nothing(name):
+    return contextlib.nullcontext()
+
+
+def audit_training(model, batch: Dict, cfg: mmcv.Config, stock: bool, audit: OpAudit,
+                   plan: PhasePlan, captures: Dict[str, Call]) -> None:
     """Run one training iteration phase by phase under ``audit``.
 
     A first, unrecorded iteration warms caches (anchors, optimizer state) as a real run's
     earlier iterations would.
 
-    Returns:
-        list[Tensor]: The predicted maps of the recorded forward (detached).
+    Args:
+        model (nn.Module): The detector.
+        batch (dict): A collated training batch (see :func:`synthetic.make_train_batch`).
+        cfg (mmcv.Config): The config (optimizer, its hook, the runner).
+        stock (bool): The stock side (mmcv's hook and log buffer).
+        audit (OpAudit): Records the phases.
+        plan (PhasePlan): How the step splits into phases.
+        captures (dict[str, Call]): Filled with the calls to explain.
     """
     hook, log_buffer = optimizer_hook_for(cfg, stock)
     optimizer = build_optimizer(model, cfg.optimizer)
     runner = fake_runner(model, optimizer, log_buffer, cfg, len(batch['img_metas']))
     model.train()
-    for record in (False, True):
-        phase = audit.phase if record else (lambda name: contextlib.nullcontext())
-        with phase('forward'):
-            outs = _forward(model, batch)
-        with phase('targets+loss'):
-            loss = _targets_loss(model, outs, batch, runner)
-        with phase('backward'):
-            backward_step(hook, runner, loss)
-        with phase('optimizer'):
-            optimizer_step(hook, runner)
-        audit.mark_host_tensors(host_step_counters(optimizer))
-    return [pred.detach() for pred in outs[0]]
-
-
-# ------------------------------------------------------------------------------ inference
-def _postprocess(model, outs, metas):
-    results = model.bbox_head.get_bboxes(*outs, img_metas=metas, rescale=True)
-    return [bbox2result(bboxes, labels, model.bbox_head.num_classes) for bboxes, labels in results]
+    audit.declare(plan.train_phases)
+    with routed(model, plan.train_routes, audit, captures):
+        for record in (False, True):
+            phase = audit.phase if record else _nothing
+            with phase(plan.train_default):
+                outputs = model.train_step(batch, optimizer)
+                runner.log_buffer.update(outputs['log_vars'], outputs['num_samples'])
+            with phase('backward'):
+                backward_step(hook, runner, outputs['loss'])
+            with phase('optimizer'):
+                optimizer_step(hook, runner)
+            audit.mark_host_tensors(host_step_counters(optimizer))
 
 
 @torch.no_grad()
-def audit_inference(model, batch: Dict, audit: OpAudit) -> list:
-    """Run ``simple_test`` of one batch split into forward and post-processing.
-
-    Returns:
-        list[Tensor]: The predicted maps.
-    """
+def audit_inference(model, batch: Dict, audit: OpAudit, plan: PhasePlan,
+                    captures: Dict[str, Call]) -> None:
+    """Run one test batch as the test loop does (``rescale=True``), after a warm-up batch."""
     model.eval()
-    img, metas = batch['img'], batch['img_metas']
-    _postprocess(model, model.bbox_head(model.extract_feat(img)), metas)  # warm-up
-    with audit.phase('inference forward'):
-        outs = model.bbox_head(model.extract_feat(img))
-    with audit.phase(POST):
-        _postprocess(model, outs, metas)
-    return list(outs[0])
+    audit.declare(plan.infer_phases)
+    with routed(model, plan.infer_routes, audit, captures):
+        for record in (False, True):
+            phase = audit.phase if record else _nothing
+            with phase(plan.infer_default):
+                model(return_loss=False, rescale=True, img=[batch['img']],
+                      img_metas=[batch['img_metas']])
 
 
 # ------------------------------------------------------------------------------ dynamo
-def _explain(fn, *args, **kwargs) -> Dict:
-    """``torch._dynamo.explain`` summary: graphs, breaks and their reasons."""
+def _explain(fn: Callable, *args, **kwargs) -> Dict:
+    """``torch._dynamo.explain`` summary: graphs, breaks and their reasons (or the error)."""
     torch._dynamo.reset()
-    shapes_log = logging.getLogger('torch.fx.experimental.symbolic_shapes')
-    level = shapes_log.level
+    # Dynamo logs every break as a warning; the report lists them.
+    quiet = [logging.getLogger(name) for name in ('torch.fx.experimental.symbolic_shapes',
+                                                   'torch._dynamo')]
+    levels = [log.level for log in quiet]
     try:
-        shapes_log.setLevel(logging.ERROR)
+        for log in quiet:
+            log.setLevel(logging.ERROR)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             out = torch._dynamo.explain(fn)(*args, **kwargs)
+    except Exception as err:  # an op dynamo cannot trace at all: report, do not abort
+        return dict(graph_count=None, graph_break_count=None, break_reasons=[],
+                    error=f'{type(err).__name__}: {str(err).splitlines()[0][:200]}')
     finally:
-        shapes_log.setLevel(level)
+        for log, level in zip(quiet, levels):
+            log.setLevel(level)
         torch._dynamo.reset()
     reasons = [dict(reason=str(r.reason).splitlines()[0][:200],
                     where=_frame_text(r.user_stack[-1]) if r.user_stack else '?')
@@ -236,46 +239,108 @@ def _frame_text(frame) -> str:
     return f'{_short_path(frame.filename)}:{frame.lineno} ({frame.name})'
 
 
-def _pre_nms_explain(head, pred_maps, metas) -> Optional[Dict]:
-    """Graph breaks of ``get_bboxes_pre_nms`` (None for a head without it)."""
-    if hasattr(head, 'get_bboxes_pre_nms'):
-        cfg = head.test_cfg
-        scale = head._scale_factors(metas, pred_maps[0].device)
-        result = _explain(head.get_bboxes_pre_nms, list(pred_maps), scale, cfg.get('conf_thr', -1),
-                          cfg['score_thr'], cfg.get('nms_pre', 1000))
-        result['source'] = 'get_bboxes_pre_nms'
-        return result
-    # Stock heads have no pre-NMS entry point; explain() reports one reason per graph, not
-    # per break, so the reasons cannot be split reliably: see the get_bboxes row instead.
+def _yolov3_pre_nms(head, call: Call):
+    """``HPUYOLOV3Head.get_bboxes_pre_nms`` with the arguments its ``get_bboxes`` would use."""
+    if not (hasattr(head, 'get_bboxes_pre_nms') and hasattr(head, '_scale_factors')):
+        return None
+    pred_maps = list(call.args[0])
+    metas = call.kwargs.get('img_metas', call.args[1] if len(call.args) > 1 else None)
+    cfg = head.test_cfg
+    scale = head._scale_factors(metas, pred_maps[0].device)
+    return head.get_bboxes_pre_nms, (pred_maps, scale, cfg.get('conf_thr', -1),
+                                     cfg['score_thr'], cfg.get('nms_pre', 1000))
+
+
+#: Functions ``(head, get_bboxes call) -> (fn, args) | None`` giving a head's post-processing up
+#: to NMS; the first that answers is explained. Stock heads have no such entry point.
+PRE_NMS_ENTRIES: List[Callable] = [_yolov3_pre_nms]
+
+
+def _pre_nms_explain(model, plan: PhasePlan, captures: Dict[str, Call]) -> Optional[Dict]:
+    call = captures.get('get_bboxes')
+    if plan is not SINGLE_STAGE or call is None:
+        return None
+    for entry in PRE_NMS_ENTRIES:
+        found = entry(model.bbox_head, call)
+        if found is not None:
+            fn, args = found
+            with torch.no_grad():
+                return dict(_explain(fn, *args), source=fn.__name__)
+    # explain() reports one reason per graph, not per break, so get_bboxes' reasons cannot be
+    # split at NMS reliably: see the get_bboxes row instead.
     return None
 
 
-def explain_head(model, train_maps, train_batch: Dict, test_maps, test_metas) -> Dict:
-    """Dynamo graph breaks of the loss, of post-processing up to NMS and of ``get_bboxes``."""
-    head = model.bbox_head
-    pred_maps = [m.detach().clone().requires_grad_() for m in train_maps]
-    loss = _explain(head.loss, pred_maps, train_batch['gt_bboxes'], train_batch['gt_labels'],
-                    train_batch['img_metas'], **loss_kwargs(train_batch))
-    with torch.no_grad():
-        full = _explain(head.get_bboxes, list(test_maps), test_metas, rescale=True)
-        pre_nms = _pre_nms_explain(head, test_maps, test_metas)
-    return {'loss': loss, 'post-processing up to NMS': pre_nms, 'get_bboxes': full}
+def explain_side(model, plan: PhasePlan, captures: Dict[str, Call]) -> Dict:
+    """Graph breaks of each captured call, and of post-processing up to NMS.
+
+    Returns:
+        dict[str, dict | None]: Keyed by capture label (``loss``, ``get_bboxes``; two-stage:
+        ``RPN loss``, ``RoI loss``, ``RPN get_bboxes``, ``RoI get_bboxes``) plus
+        ``post-processing up to NMS`` (None: no pre-NMS entry point).
+    """
+    pre_nms = _pre_nms_explain(model, plan, captures)
+    result = {}
+    for label, call in captures.items():
+        if label == 'get_bboxes':  # listed before the whole get_bboxes
+            result['post-processing up to NMS'] = pre_nms
+        with torch.set_grad_enabled('loss' in label):
+            result[label] = _explain(call.fn, *call.args, **call.kwargs)
+    result.setdefault('post-processing up to NMS', pre_nms)
+    return result
 
 
-# ------------------------------------------------------------------------------ driver
-def _phase_report(audit: OpAudit, top: int) -> Dict:
-    report = {}
-    for name, stats in audit.phases.items():
-        report[name] = dict(counts=stats.counts(), num_ops=stats.num_ops,
-                            nms_calls=stats.nms_calls,
-                            host_scalar_reads=stats.host_scalar_reads,
-                            offenders=stats.offenders(top=top))
-        if name == POST:
-            for segment in ('pre_nms', 'nms', 'post_nms'):
-                report[name][f'counts_{segment}'] = stats.counts(segment)
-    report['training iteration'] = dict(
-        counts=total_counts([audit.phases[p] for p in TRAIN_PHASES]))
+# ------------------------------------------------------------------------------ report
+def _phase_entry(stats, nms_split: bool, top: Optional[int]) -> Dict:
+    entry = dict(counts=stats.counts(), num_ops=stats.num_ops, nms_calls=stats.nms_calls,
+                 host_scalar_reads=stats.host_scalar_reads, offenders=stats.offenders(top=top))
+    if nms_split:
+        for segment in NMS_SEGMENTS:
+            entry[f'counts_{segment}'] = stats.counts(segment)
+    return entry
+
+
+def phase_report(audit: OpAudit, plan: PhasePlan, top: Optional[int]) -> Dict:
+    """Per-phase counts, NMS splits, offenders, and the training / inference totals."""
+    report = {name: _phase_entry(audit.phases[name], name in plan.nms_phases, top)
+              for name in plan.train_phases + plan.infer_phases}
+    report[TRAINING_TOTAL] = dict(
+        counts=total_counts([audit.phases[p] for p in plan.train_phases]))
+    report[INFERENCE_TOTAL] = dict(
+        counts=total_counts([audit.phases[p] for p in plan.infer_phases]),
+        nms_calls=sum(audit.phases[p].nms_calls for p in plan.infer_phases))
     return report
+
+
+def head_names(model) -> str:
+    """The heads of a detector: ``YOLOV3Head``; two-stage ``RPNHead + Shared2FCBBoxHead``."""
+    if getattr(model, 'bbox_head', None) is not None:
+        return type(model.bbox_head).__name__
+    roi_bbox = getattr(model.roi_head, 'bbox_head', None)
+    roi = type(roi_bbox).__name__ if roi_bbox is not None else type(model.roi_head).__name__
+    return f'{type(model.rpn_head).__name__} + {roi}'
+
+
+def assemble_side(model, plan: PhasePlan, audit: OpAudit, explain: Optional[Dict],
+                  settings: AuditSettings) -> Dict:
+    """The report of one side: THE place where the per-side sections are put together.
+
+    Args:
+        model (nn.Module): The audited detector.
+        plan (PhasePlan): Its phases.
+        audit (OpAudit): The recorded phases.
+        explain (dict | None): :func:`explain_side`'s result (None: not run).
+        settings (AuditSettings): Options.
+
+    Returns:
+        dict: ``detector``, ``head``, ``kind``, ``phases`` (see :func:`phase_report`) and,
+        when run, ``explain``.
+    """
+    side = dict(detector=type(model).__name__, head=head_names(model), kind=plan.kind,
+                phases=phase_report(audit, plan, settings.top))
+    if explain is not None:
+        side['explain'] = explain
+    return side
 
 
 def audit_side(cfg, model, stock: bool, sizes: Dict, settings: AuditSettings) -> Dict:
@@ -290,21 +355,18 @@ def audit_side(cfg, model, stock: bool, sizes: Dict, settings: AuditSettings) ->
         settings (AuditSettings): Options.
 
     Returns:
-        dict: ``detector``, ``head``, ``phases`` and (when enabled) ``explain``.
+        dict: See :func:`assemble_side`.
     """
     train_batch = synthetic.make_train_batch(cfg, stock, sizes['batch_size'], sizes['train_hw'],
                                              sizes['gt_counts'], settings.device, settings.seed)
     test_batch = synthetic.make_test_batch(cfg, sizes['test_batch_size'], sizes['test_hw'],
                                            settings.device, settings.seed + 1)
-    audit = OpAudit()
-    train_maps = audit_training(model, train_batch, cfg, stock, audit)
-    test_maps = audit_inference(model, test_batch, audit)
-    result = dict(detector=type(model).__name__, head=type(model.bbox_head).__name__,
-                  phases=_phase_report(audit, settings.top))
-    if settings.explain:
-        result['explain'] = explain_head(model, train_maps, train_batch, test_maps,
-                                         test_batch['img_metas'])
-    return result
+    plan = plan_for(model)
+    audit, captures = OpAudit(), {}
+    audit_training(model, train_batch, cfg, stock, audit, plan, captures)
+    audit_inference(model, test_batch, audit, plan, captures)
+    explain = explain_side(model, plan, captures) if settings.explain else None
+    return assemble_side(model, plan, audit, explain, settings)
 
 
 def resolve_sizes(cfg: mmcv.Config, settings: AuditSettings) -> Dict:
@@ -322,97 +384,53 @@ def run_audit(cfg: mmcv.Config, settings: Optional[AuditSettings] = None,
     """Audit the configured model and its stock copy side by side.
 
     Args:
-        cfg (mmcv.Config): A YOLOv3 config (``HPUYOLOV3``/``HPUYOLOV3Head`` or stock).
+        cfg (mmcv.Config): Any mmdet 2.x detector config (single- or two-stage, HPU types or
+            not).
         settings (AuditSettings | None): Sizes and options.
         config_path (str): Shown in the report.
 
     Returns:
-        dict: JSON-serialisable report: ``config``, ``sizes`` and ``sides`` (``configured``,
-        ``stock``), see :func:`audit_side`.
+        dict: JSON-serialisable report: ``config``, ``device``, ``sizes``, ``hpu_types``
+        (``{HPU type: stock type}``, empty for a config that is not HPU-ported), ``stock``
+        (``'audited'``, ``'same as configured'`` or ``'skipped'``) and ``sides``
+        (``configured`` and, when audited, ``stock``; see :func:`audit_side`).
     """
     settings = settings or AuditSettings()
     sizes = resolve_sizes(cfg, settings)
+    replacements = hpu_replacements(cfg.model)
     configured, stock = synthetic.build_model_pair(cfg, settings.device, settings.seed,
                                                    checkpoint=settings.checkpoint)
-    sides = {}
-    for name, model in zip(SIDES, (configured, stock)):
-        sides[name] = audit_side(cfg, model, name == 'stock', sizes, settings)
-    return dict(config=config_path, device=settings.device, sizes=sizes, sides=sides)
+    if settings.skip_stock:
+        stock_state = 'skipped'
+    elif not replacements and not _is_hpu_runner(cfg) and not synthetic.pads_gt(cfg):
+        stock_state = 'same as configured'
+    else:
+        stock_state = 'audited'
+    sides = dict(configured=audit_side(cfg, configured, False, sizes, settings))
+    if stock_state == 'audited':
+        sides['stock'] = audit_side(cfg, stock, True, sizes, settings)
+    return dict(config=config_path, device=settings.device, sizes=sizes,
+                hpu_types=replacements, stock=stock_state, sides=sides)
 
 
-# ------------------------------------------------------------------------------ table
-_ROWS = [('forward', 'forward', 'counts'), ('targets+loss', 'targets+loss', 'counts'),
-         ('backward', 'backward', 'counts'), ('optimizer (clip + step)', 'optimizer', 'counts'),
-         ('= training iteration', 'training iteration', 'counts'),
-         ('inference forward', 'inference forward', 'counts'),
-         ('post-proc. before NMS', POST, 'counts_pre_nms'),
-         ('post-proc. NMS', POST, 'counts_nms'),
-         ('post-proc. after NMS', POST, 'counts_post_nms')]
-_COL = 6
-_KIND_LABELS = ('sync', 'dyn', 'h2d', 'd2h', 'nms')
+# ------------------------------------------------------------------------------ summaries
+def side_report(report: Dict, side: str) -> Dict:
+    """One side's report; ``'stock'`` of a config that is not HPU-ported is the configured one.
+
+    Raises:
+        KeyError: For the stock side of a report made with ``skip_stock``.
+    """
+    if side == 'stock' and report.get('stock') == 'same as configured':
+        return report['sides']['configured']
+    return report['sides'][side]
 
 
-def _cells(phase: Dict, key: str) -> str:
-    counts = phase.get(key, {})
-    nms = phase.get('nms_calls', '') if key in ('counts', 'counts_nms') else ''
-    return ''.join(f'{counts.get(kind, 0):>{_COL}}' for kind in KINDS) + f'{nms!s:>{_COL}}'
-
-
-def _breaks(side: Dict, key: str) -> str:
-    result = side.get('explain', {}).get(key)
-    return 'n/a' if result is None else str(result['graph_break_count'])
-
-
-def _header(report: Dict) -> List[str]:
-    sizes, sides = report['sizes'], report['sides']
-    (th, tw), (vh, vw) = sizes['train_hw'], sizes['test_hw']
-    counts = sizes['gt_counts']
-    names = {s: f"{sides[s]['detector']} + {sides[s]['head']}" for s in SIDES}
-    width = _COL * len(_KIND_LABELS)
-    kinds = ''.join(f'{k:>{_COL}}' for k in _KIND_LABELS)
-    return [f"mmdet-hpu audit: {report['config']} on {report['device']}",
-            f"train: batch {sizes['batch_size']} @ {th}x{tw}, {sum(counts)} GT boxes "
-            f"{tuple(counts)}; inference: batch {sizes['test_batch_size']} @ {vh}x{vw}",
-            f"configured = {names['configured']}; stock = {names['stock']} (mmdet, same "
-            'weights)',
-            'sync = aten::_local_scalar_dense; dyn = dynamic-shape ops (nonzero, unique, '
-            'masked_select, bool-mask index/index_put, NMS);',
-            'h2d / d2h = host->device / device->host copies (tensors from host data, '
-            'tolist/numpy); nms = NMS calls',
-            '',
-            f"{'':<26}|{'configured':>{width}} |{'stock':>{width}}",
-            f"{'phase':<26}|{kinds} |{kinds}"]
-
-
-def format_table(report: Dict) -> str:
-    """Render :func:`run_audit`'s report as a fixed-width text table."""
-    sides = report['sides']
-    lines = _header(report)
-    for label, phase, key in _ROWS:
-        cells = [_cells(sides[s]['phases'].get(phase, {}), key) for s in SIDES]
-        lines.append(f'{label:<26}|{cells[0]} |{cells[1]}')
-    if 'explain' in sides['configured']:
-        lines += ['', 'torch._dynamo.explain graph breaks    configured    stock']
-        for key in ('loss', 'post-processing up to NMS', 'get_bboxes'):
-            lines.append(f'{key:<36}{_breaks(sides["configured"], key):>11}'
-                         f'{_breaks(sides["stock"], key):>9}')
-    for side in SIDES:
-        lines += _offender_lines(side, sides[side])
-    return '\n'.join(lines)
-
-
-def _offender_lines(name: str, side: Dict) -> List[str]:
-    found = []
-    for phase, data in side['phases'].items():
-        found += [dict(item, phase=phase) for item in data.get('offenders', ())]
-    if not found:
-        return ['', f'{name}: no host sync, dynamic-shape op or copy recorded']
-    found.sort(key=lambda item: -item['count'])
-    lines = ['', f'{name}: most frequent offending call sites']
-    for item in found[:8]:
-        lines.append(f"  {item['count']:>4} x {item['kind']:<7} {item['op']:<32} "
-                     f"{item['phase']:<17} {item['where']}")
-    return lines
+def _breaks(explain: Dict, pick: Callable[[str], bool]) -> Optional[int]:
+    counts = [value['graph_break_count'] for key, value in explain.items()
+              if pick(key) and value is not None]
+    if not counts or any(count is None for count in counts):
+        return None
+    return sum(counts)
 
 
 def summary(report: Dict, side: str = 'configured') -> Dict[str, int]:
@@ -420,22 +438,31 @@ def summary(report: Dict, side: str = 'configured') -> Dict[str, int]:
 
     Returns:
         dict[str, int]: ``train_sync``, ``train_dynamic``, ``train_d2h``, ``pre_nms_sync``,
-        ``pre_nms_dynamic``, ``nms_calls`` and, with explain, ``loss_breaks`` and
-        ``pre_nms_breaks``.
+        ``pre_nms_dynamic`` (post-processing before NMS, see
+        :meth:`~mmdet_hpu.analysis.op_audit.PhaseStats.segment_of`), ``nms_calls``
+        (post-processing), ``infer_sync``,
+        ``infer_dynamic`` (the whole inference: forward, proposals, post-processing) and, with
+        explain, ``loss_breaks`` (every captured loss) and ``pre_nms_breaks`` (None: no
+        pre-NMS entry point).
     """
-    data = report['sides'][side]
-    train = data['phases']['training iteration']['counts']
+    data = side_report(report, side)
+    train = data['phases'][TRAINING_TOTAL]['counts']
+    infer = data['phases'][INFERENCE_TOTAL]['counts']
     pre = data['phases'][POST]['counts_pre_nms']
     result = dict(train_sync=train['sync'], train_dynamic=train['dynamic'],
                   train_d2h=train['d2h'], pre_nms_sync=pre['sync'],
-                  pre_nms_dynamic=pre['dynamic'], nms_calls=data['phases'][POST]['nms_calls'])
+                  pre_nms_dynamic=pre['dynamic'], nms_calls=data['phases'][POST]['nms_calls'],
+                  infer_sync=infer['sync'], infer_dynamic=infer['dynamic'])
     if 'explain' in data:
-        result['loss_breaks'] = data['explain']['loss']['graph_break_count']
-        pre_nms = data['explain']['post-processing up to NMS']
+        explain = data['explain']
+        result['loss_breaks'] = _breaks(explain, lambda key: key.endswith('loss'))
+        pre_nms = explain.get('post-processing up to NMS')
         result['pre_nms_breaks'] = None if pre_nms is None else pre_nms['graph_break_count']
     return result
 
 
-def phases_of(report: Dict, side: str) -> Sequence[str]:
-    """Names of the recorded phases of one side."""
-    return [p for p in report['sides'][side]['phases'] if p != 'training iteration']
+def phases_of(report: Dict, side: str) -> List[str]:
+    """Names of the recorded phases of one side (totals excluded)."""
+    return [p for p in side_report(report, side)['phases']
+            if p not in (TRAINING_TOTAL, INFERENCE_TOTAL)]
+

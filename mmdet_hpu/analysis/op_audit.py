@@ -300,6 +300,39 @@ class OpAudit:
         finally:
             self._current = None
 
+    @property
+    def active(self) -> bool:
+        """Whether a phase is being recorded."""
+        return self._current is not None
+
+    def declare(self, names) -> None:
+        """Create empty phases in this order (the report lists phases in creation order)."""
+        for name in names:
+            self.phases.setdefault(name, PhaseStats(name))
+
+    @contextlib.contextmanager
+    def switch(self, name: str) -> Iterator[Optional[PhaseStats]]:
+        """Record the ``with`` block as phase ``name`` and then return to the current phase.
+
+        Used to attribute a call made inside a phase (e.g. the head's ``loss`` inside the
+        detector's ``forward_train``) to another phase. Outside any phase it records nothing.
+
+        Args:
+            name (str): Phase name.
+
+        Yields:
+            PhaseStats | None: The phase's record, None when nothing is recorded.
+        """
+        if self._current is None:
+            yield None
+            return
+        saved = self._current
+        self._current = self.phases.setdefault(name, PhaseStats(name))
+        try:
+            yield self._current
+        finally:
+            self._current = saved
+
     # ------------------------------------------------------------------ recording
     def _on_op(self, func, args, kwargs) -> None:
         if self._current is None or self._nms_depth:

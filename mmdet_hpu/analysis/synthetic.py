@@ -1,8 +1,8 @@
 """Models and synthetic batches for the audit and the benchmark (no dataset needed).
 
 * :func:`build_model_pair` builds the detector of a config **and** a stock mmdet copy of it
-  (``HPUYOLOV3`` -> ``YOLOV3``, ``HPUYOLOV3Head`` -> ``YOLOV3Head``, HPU-only head arguments
-  dropped) holding the same weights.
+  (every ``HPU*`` type replaced by its stock parent, HPU-only arguments dropped, see
+  :mod:`mmdet_hpu.analysis.stock`) holding the same weights, without downloading anything.
 * :func:`make_train_batch` / :func:`make_test_batch` synthesise what the data loader would
   deliver for a config: images at the pipeline's input size, image metas and COCO-like ground
   truth, passed through the tail of the config's own train pipeline (``HPUPadGT`` when it is
@@ -10,6 +10,7 @@
   ``MMDataParallel.scatter`` does.
 """
 import copy
+import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import mmcv
@@ -20,33 +21,22 @@ from mmcv.utils import build_from_cfg
 from mmdet.datasets.builder import PIPELINES
 from mmdet.models import build_detector
 
+from mmdet_hpu.errors import ConfigError
+
+from .stock import plain_dict, stock_model_cfg, strip_pretrained
+
 #: Per-image box counts cycled over a batch: COCO-like (mean ~7, long tail); 57 boxes at batch 8.
 COCO_LIKE_COUNTS = (3, 12, 1, 7, 19, 2, 8, 5)
-#: HPU model types and their stock mmdet counterparts.
-STOCK_TYPES = {'HPUYOLOV3': 'YOLOV3', 'HPUYOLOV3Head': 'YOLOV3Head'}
-#: Head arguments that only the HPU head takes.
-HPU_HEAD_KEYS = ('target_mode', 'max_num_gt')
+#: What the synthetic training samples hold (``gt_valid`` from ``HPUPadGT``).
+SYNTHETIC_KEYS = frozenset(('img', 'gt_bboxes', 'gt_labels', 'gt_valid'))
 _TAIL_TYPES = ('HPUPadGT', 'DefaultFormatBundle', 'Collect')
 _IMG_NORM_CFG = dict(mean=np.zeros(3, np.float32), std=np.ones(3, np.float32), to_rgb=False)
 
 
 # ------------------------------------------------------------------------------ models
-def stock_model_cfg(model_cfg: dict) -> mmcv.ConfigDict:
-    """A copy of a model config that uses stock mmdet classes only.
-
-    Args:
-        model_cfg (dict): ``cfg.model``.
-
-    Returns:
-        mmcv.ConfigDict: The same model with ``YOLOV3`` / ``YOLOV3Head``.
-    """
-    cfg = mmcv.ConfigDict(copy.deepcopy(dict(model_cfg)))
-    cfg.type = STOCK_TYPES.get(cfg.type, cfg.type)
-    head = cfg.bbox_head
-    head.type = STOCK_TYPES.get(head.type, head.type)
-    for key in HPU_HEAD_KEYS:
-        head.pop(key, None)
-    return cfg
+def offline_model_cfg(model_cfg: dict) -> mmcv.ConfigDict:
+    """``cfg.model`` without ``pretrained`` / ``Pretrained`` inits (nothing to download)."""
+    return mmcv.ConfigDict(strip_pretrained(plain_dict(model_cfg)))
 
 
 def _build(model_cfg: dict, cfg: mmcv.Config) -> torch.nn.Module:
@@ -54,36 +44,68 @@ def _build(model_cfg: dict, cfg: mmcv.Config) -> torch.nn.Module:
                           test_cfg=cfg.get('test_cfg'))
 
 
+def _init_quietly(model: torch.nn.Module) -> None:
+    """``model.init_weights()`` (mmdet's initialisation before training) without its log."""
+    logger = logging.getLogger('mmcv')
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+
+
 def build_model_pair(cfg: mmcv.Config, device: str = 'cpu', seed: int = 0,
-                     init_head: bool = True, checkpoint: Optional[str] = None
+                     init: bool = True, checkpoint: Optional[str] = None
                      ) -> Tuple[torch.nn.Module, torch.nn.Module]:
     """Build the configured detector and its stock copy with identical weights.
 
-    Without ``checkpoint`` the backbone keeps PyTorch's default initialisation (no pretrained
-    download) and the head is initialised as mmdet does before training when ``init_head`` is
-    set.
+    ``pretrained`` and ``init_cfg=dict(type='Pretrained', ...)`` are stripped from the model
+    config first, so nothing is downloaded: without ``checkpoint`` the weights are mmdet's
+    from-scratch initialisation (``init_weights()``; the backbone's default init instead of
+    ImageNet weights). The stock copy replaces every ``HPU*`` type by its stock parent (see
+    :func:`mmdet_hpu.analysis.stock.stock_model_cfg`); for a config without HPU types it is
+    the same model.
 
     Args:
         cfg (mmcv.Config): The config.
         device (str): Where the models go.
         seed (int): Seed of the weights.
-        init_head (bool): Call ``bbox_head.init_weights()`` (mmdet's prior-based init).
+        init (bool): Call ``init_weights()`` (else PyTorch's default initialisation).
         checkpoint (str | None): Weights to load (safe ``weights_only`` loading).
 
     Returns:
         tuple[nn.Module, nn.Module]: configured, stock (both in train mode).
     """
+    model_cfg = offline_model_cfg(cfg.model)
     torch.manual_seed(seed)
-    configured = _build(cfg.model, cfg)
-    if init_head:
-        configured.bbox_head.init_weights()
+    configured = _build(model_cfg, cfg)
+    if init:
+        _init_quietly(configured)
     if checkpoint:
         from mmdet_hpu.checkpoint import load_checkpoint_safe, load_weights
 
         load_weights(configured, load_checkpoint_safe(checkpoint))
-    stock = _build(stock_model_cfg(cfg.model), cfg)
+    stock = _build(stock_model_cfg(model_cfg), cfg)
     stock.load_state_dict(configured.state_dict(), strict=True)
     return configured.to(device).train(), stock.to(device).train()
+
+
+def num_classes_of(cfg: mmcv.Config) -> int:
+    """Object classes of a detector config (``bbox_head`` or the RoI head's ``bbox_head``).
+
+    Raises:
+        ConfigError: If the model config names none.
+    """
+    model = cfg.model
+    heads = [model.get('bbox_head'), model.get('roi_head', {}).get('bbox_head')]
+    for head in heads:
+        if isinstance(head, (list, tuple)) and head:  # cascade: one per stage
+            head = head[0]
+        if isinstance(head, dict) and 'num_classes' in head:
+            return int(head['num_classes'])
+    raise ConfigError('the model config has no bbox_head.num_classes nor '
+                      'roi_head.bbox_head.num_classes; the audit cannot draw box labels')
 
 
 # ------------------------------------------------------------------------------ sizes
@@ -125,11 +147,20 @@ def pipeline_input_size(pipeline: Sequence[dict], default: int = 416) -> Tuple[i
     for step in steps:
         if step.get('type') == 'Pad' and _size_of(step.get('size')) is not None:
             return _size_of(step['size'])
+    divisor = max([step.get('size_divisor') or 1 for step in steps
+                   if step.get('type') == 'Pad'] + [1])
     for step in steps:
         size = _size_of(step.get('img_scale'))
-        if size is not None:
-            return size[1], size[0]
+        if size is not None:  # (w, h), padded to the Pad step's size_divisor
+            return tuple(-(-edge // divisor) * divisor for edge in (size[1], size[0]))
     return default, default
+
+
+def _pipeline_of(dataset: dict) -> list:
+    """A dataset config's pipeline, looking through wrappers (``RepeatDataset``...)."""
+    while 'pipeline' not in dataset and isinstance(dataset.get('dataset'), dict):
+        dataset = dataset['dataset']
+    return dataset.get('pipeline', [])
 
 
 def config_sizes(cfg: mmcv.Config, img_size: Optional[int] = None
@@ -138,8 +169,8 @@ def config_sizes(cfg: mmcv.Config, img_size: Optional[int] = None
     if img_size is not None:
         return (img_size, img_size), (img_size, img_size)
     data = cfg.get('data', {})
-    train = pipeline_input_size(data.get('train', {}).get('pipeline', []))
-    test = pipeline_input_size(data.get('test', {}).get('pipeline', []))
+    train = pipeline_input_size(_pipeline_of(data.get('train', {})))
+    test = pipeline_input_size(_pipeline_of(data.get('test', {})))
     return train, test
 
 
@@ -164,24 +195,45 @@ def train_tail(cfg: mmcv.Config, stock: bool) -> List[dict]:
     Returns:
         list[dict]: Pipeline step configs.
     """
-    pipeline = cfg.get('data', {}).get('train', {}).get('pipeline', [])
+    pipeline = _pipeline_of(cfg.get('data', {}).get('train', {}))
     tail = [copy.deepcopy(dict(step)) for step in pipeline if step.get('type') in _TAIL_TYPES]
     if not any(step['type'] == 'Collect' for step in tail):
         tail = [dict(type='DefaultFormatBundle'),
                 dict(type='Collect', keys=['img', 'gt_bboxes', 'gt_labels'])]
     if stock:
         tail = [step for step in tail if step['type'] != 'HPUPadGT']
-        for step in tail:
-            if step['type'] == 'Collect':
-                step['keys'] = [key for key in step['keys'] if key != 'gt_valid']
+    for step in tail:
+        if step['type'] == 'Collect':
+            step['keys'] = _collected_keys(step['keys'], stock)
     return tail
+
+
+def _collected_keys(keys: Sequence[str], stock: bool) -> List[str]:
+    """``Collect`` keys the synthetic samples provide (no ignored boxes: none is drawn).
+
+    Raises:
+        ConfigError: For keys the audit cannot synthesise (masks, segmentation maps...).
+    """
+    dropped = {'gt_bboxes_ignore'} | ({'gt_valid'} if stock else set())
+    unsupported = [key for key in keys if key not in SYNTHETIC_KEYS | dropped]
+    if unsupported:
+        raise ConfigError(f'the train pipeline collects {unsupported}; the audit synthesises '
+                          f'only {sorted(SYNTHETIC_KEYS)} (images and boxes), so detectors that '
+                          'train on masks or segmentation maps cannot be audited yet. Audit a '
+                          'box-only variant of the config instead.')
+    return [key for key in keys if key not in dropped]
+
+
+def pads_gt(cfg: mmcv.Config) -> bool:
+    """Whether the train pipeline pads the ground truth (``HPUPadGT``)."""
+    return any(step['type'] == 'HPUPadGT' for step in train_tail(cfg, stock=False))
 
 
 def max_gt_of(cfg: mmcv.Config) -> int:
     """The smallest ``max_num_gt`` of the ``HPUPadGT`` step and the head (large if unset)."""
     limits = [step.get('max_num_gt', 128) for step in train_tail(cfg, stock=False)
               if step['type'] == 'HPUPadGT']
-    head = cfg.model.bbox_head
+    head = cfg.model.get('bbox_head') or {}
     if 'HPU' in head.get('type', ''):
         limits.append(head.get('max_num_gt', 128))
     return min(limits) if limits else 10 ** 6
@@ -267,7 +319,7 @@ def make_train_batch(cfg: mmcv.Config, stock: bool, batch_size: int,
         dict: ``img`` (B, 3, H, W), ``img_metas`` and ``gt_bboxes``/``gt_labels`` (and
         ``gt_valid`` for a config that pads the ground truth).
     """
-    num_classes = cfg.model.bbox_head.num_classes
+    num_classes = num_classes_of(cfg)
     samples = _samples(pad_hw, list(counts)[:batch_size], num_classes, seed)
     steps = [build_from_cfg(step, PIPELINES) for step in train_tail(cfg, stock)]
     for step in steps:
@@ -278,7 +330,7 @@ def make_train_batch(cfg: mmcv.Config, stock: bool, batch_size: int,
 def make_test_batch(cfg: mmcv.Config, batch_size: int, pad_hw: Tuple[int, int],
                     device='cpu', seed: int = 1) -> Dict:
     """A test batch (``img`` and ``img_metas``, with ``batch_input_shape``)."""
-    samples = _samples(pad_hw, [0] * batch_size, cfg.model.bbox_head.num_classes, seed)
+    samples = _samples(pad_hw, [0] * batch_size, num_classes_of(cfg), seed)
     steps = [build_from_cfg(dict(type='DefaultFormatBundle'), PIPELINES),
              build_from_cfg(dict(type='Collect', keys=['img']), PIPELINES)]
     for step in steps:

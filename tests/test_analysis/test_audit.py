@@ -2,6 +2,7 @@
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -46,6 +47,8 @@ def test_audit_runs_the_configured_detector_and_a_stock_copy(d53_report):
     assert (sides['configured']['detector'], sides['configured']['head']) == \
         ('HPUYOLOV3', 'HPUYOLOV3Head')
     assert (sides['stock']['detector'], sides['stock']['head']) == ('YOLOV3', 'YOLOV3Head')
+    assert d53_report['stock'] == 'audited'
+    assert d53_report['hpu_types'] == {'HPUYOLOV3': 'YOLOV3', 'HPUYOLOV3Head': 'YOLOV3Head'}
     assert d53_report['sizes']['gt_counts'] == [3, 12]
     for side in audit.SIDES:
         assert list(audit.phases_of(d53_report, side)) == \
@@ -106,12 +109,23 @@ def test_table_and_json(d53_report):
     assert json.loads(json.dumps(d53_report))['sides'].keys() == {'configured', 'stock'}
 
 
+def test_json_lists_every_flagged_op_with_its_file_and_line(d53_report):
+    for side in audit.SIDES:
+        for phase in audit.phases_of(d53_report, side):
+            data = d53_report['sides'][side]['phases'][phase]
+            for kind, count in data['counts'].items():
+                listed = [o for o in data['offenders'] if o['kind'] == kind]
+                assert sum(o['count'] for o in listed) == count, (side, phase, kind)
+                assert all(re.search(r'\.py:\d+ \(', o['where']) for o in listed)
+
+
 @pytest.mark.parametrize('path', [D53_416, D53_608])
 def test_other_yolov3_configs_device_mode_is_static(path):
     report = _audit(path, explain=False, **SMALL)
     found = audit.summary(report, 'configured')
+    # The one dynamic op of inference is the single NMS call.
     assert found == dict(train_sync=0, train_dynamic=0, train_d2h=0, pre_nms_sync=0,
-                         pre_nms_dynamic=0, nms_calls=1)
+                         pre_nms_dynamic=0, nms_calls=1, infer_sync=0, infer_dynamic=1)
     assert audit.summary(report, 'stock')['train_sync'] > 0
 
 
@@ -179,7 +193,7 @@ def test_console_script_small_run_on_the_demo_config(tmp_path):
     report = json.loads(out_json.read_text())
     assert audit.summary(report, 'configured') == dict(
         train_sync=0, train_dynamic=0, train_d2h=0, pre_nms_sync=0, pre_nms_dynamic=0,
-        nms_calls=1)
+        nms_calls=1, infer_sync=0, infer_dynamic=1)
     assert audit.summary(report, 'stock')['train_sync'] > 0
 
 
