@@ -133,8 +133,12 @@ def load_checkpoint_safe(filename, map_location='cpu', allow_unsafe=None):
         raise _read_error(filename, err) from None
 
 
-def _mmcv_local_loader(filename, map_location=None):
-    """mmcv ``CheckpointLoader`` scheme for local paths (``prefixes=''``)."""
+def load_from_local(filename, map_location=None):
+    """mmcv ``CheckpointLoader`` scheme for local paths (``prefixes=''``).
+
+    Named like mmcv's function: mmcv logs ``load checkpoint from {name[10:]} path: ...``,
+    so the line keeps reading ``local path``.
+    """
     return load_checkpoint_safe(filename, map_location=map_location)
 
 
@@ -148,7 +152,7 @@ def register_mmcv_loader():
     """
     from mmcv.runner import CheckpointLoader
 
-    CheckpointLoader.register_scheme(prefixes='', loader=_mmcv_local_loader, force=True)
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
 
 
 def load_weights(model, checkpoint, strict=False, logger=None):
