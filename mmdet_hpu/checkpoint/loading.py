@@ -94,7 +94,12 @@ def _read_error(filename, err, legacy_hint=False):
         f'(epoch_*.pth) from the same work dir.{hint}')
 
 
-def load_checkpoint_safe(filename, map_location='cpu', allow_unsafe=None):
+def _display(filename, source):
+    """How messages name the file: the URL/scheme path and, for downloads, the local copy."""
+    return filename if not source or source == filename else f'{source} (local copy {filename})'
+
+
+def load_checkpoint_safe(filename, map_location='cpu', allow_unsafe=None, source=None):
     """Load a checkpoint without running code stored in it.
 
     Args:
@@ -103,34 +108,38 @@ def load_checkpoint_safe(filename, map_location='cpu', allow_unsafe=None):
         allow_unsafe (bool, optional): Load with ``weights_only=False`` (trusted files
             only, arbitrary code execution otherwise). None uses the process-wide
             setting of :func:`set_trust_legacy_checkpoints` (off by default).
+        source (str, optional): Where the file came from (a URL or ``scheme://name``
+            downloaded to ``filename``), for the messages.
 
     Returns:
         dict: The checkpoint.
 
     Raises:
         UnsafeCheckpointError: The file holds objects outside the allow-list.
-        CheckpointReadError: The file is missing, truncated or corrupt.
+        CheckpointReadError: The file is missing, truncated or corrupt (whatever
+            exception torch raises on bad bytes becomes this error).
     """
     filename = osp.expanduser(filename)
+    shown = _display(filename, source)
     if not osp.isfile(filename):
-        raise CheckpointReadError(f'checkpoint not found: {filename!r}. Check the path '
+        raise CheckpointReadError(f'checkpoint not found: {shown!r}. Check the path '
                                   '(--resume-from, load_from or the test checkpoint).')
     if allow_unsafe is None:
         allow_unsafe = trust_legacy_checkpoints()
     try:
         if allow_unsafe:
             logger.warning('loading %s with weights_only=False (%s): any code pickled in the '
-                           'file runs now; only do this for files you trust', filename,
+                           'file runs now; only do this for files you trust', shown,
                            OPT_IN_FLAG)
             return torch.load(filename, map_location=map_location, weights_only=False)
         return _weights_only_load(filename, map_location)
     except pickle.UnpicklingError as err:
         names = _unsafe_names(filename, err)
         if names:
-            raise _unsafe_error(filename, names) from None
-        raise _read_error(filename, err, legacy_hint=not allow_unsafe) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise _read_error(filename, err) from None
+            raise _unsafe_error(shown, names) from None
+        raise _read_error(shown, err, legacy_hint=not allow_unsafe) from None
+    except Exception as err:  # bad bytes make torch/pickle raise almost anything
+        raise _read_error(shown, err) from None
 
 
 def load_from_local(filename, map_location=None):
@@ -143,16 +152,16 @@ def load_from_local(filename, map_location=None):
 
 
 def register_mmcv_loader():
-    """Route mmcv's local-path checkpoint loading through :func:`load_checkpoint_safe`.
+    """Route every mmcv checkpoint scheme through :func:`load_checkpoint_safe`.
 
-    mmcv's ``load_from_local`` calls ``torch.load`` without ``weights_only``: under
+    mmcv's ``load_from_local`` calls ``torch.load`` without ``weights_only`` (under
     torch >= 2.6 it rejects numpy values in ``meta``, under older torch it unpickles
-    anything. Replacing the ``''`` scheme fixes both for ``runner.resume()``,
-    ``runner.load_checkpoint()`` and ``mmcv.runner.load_checkpoint``.
+    anything), and its URL schemes unpickle with ``weights_only=False``. See
+    :mod:`.remote` for the schemes.
     """
-    from mmcv.runner import CheckpointLoader
+    from .remote import register_mmcv_loaders
 
-    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
+    register_mmcv_loaders()
 
 
 def load_weights(model, checkpoint, strict=False, logger=None):
