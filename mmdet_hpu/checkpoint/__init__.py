@@ -10,7 +10,13 @@
   :func:`use_atomic_checkpoints` to switch a config to it.
 """
 from .allowlist import safe_globals
-from .errors import CheckpointError, CheckpointReadError, UnsafeCheckpointError
+from .checksum import add_checksum, verify_checksum
+from .errors import (
+    CheckpointError,
+    CheckpointReadError,
+    CheckpointWriteError,
+    UnsafeCheckpointError,
+)
 from .hook import HPUCheckpointHook, use_atomic_checkpoints
 from .loading import (
     OPT_IN_FLAG,
@@ -33,7 +39,8 @@ from .saving import (
 )
 
 __all__ = [
-    'OPT_IN_FLAG', 'CheckpointError', 'CheckpointReadError', 'HPUCheckpointHook',
+    'OPT_IN_FLAG', 'CheckpointError', 'CheckpointReadError', 'CheckpointWriteError',
+    'HPUCheckpointHook', 'add_checksum', 'verify_checksum',
     'UnsafeCheckpointError', 'atomic_torch_save', 'atomic_write', 'build_checkpoint',
     'cached_download', 'load_checkpoint_any',
     'load_checkpoint_safe', 'load_weights', 'optimizer_state', 'register_mmcv_loader',

@@ -15,6 +15,7 @@ import re
 import torch
 
 from .allowlist import safe_globals
+from .checksum import verify_checksum
 from .errors import CheckpointReadError, UnsafeCheckpointError
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,8 @@ def load_checkpoint_safe(filename, map_location='cpu', allow_unsafe=None, source
     Raises:
         UnsafeCheckpointError: The file holds objects outside the allow-list.
         CheckpointReadError: The file is missing, truncated or corrupt (whatever
-            exception torch raises on bad bytes becomes this error).
+            exception torch raises on bad bytes becomes this error), or its content does
+            not match the checksum recorded by :func:`~.saving.build_checkpoint`.
     """
     filename = osp.expanduser(filename)
     shown = _display(filename, source)
@@ -126,6 +128,11 @@ def load_checkpoint_safe(filename, map_location='cpu', allow_unsafe=None, source
                                   '(--resume-from, load_from or the test checkpoint).')
     if allow_unsafe is None:
         allow_unsafe = trust_legacy_checkpoints()
+    return verify_checksum(_load(filename, shown, map_location, allow_unsafe), shown)
+
+
+def _load(filename, shown, map_location, allow_unsafe):
+    """``torch.load`` safely (or not, when ``allow_unsafe``), errors as ``CheckpointError``."""
     try:
         if allow_unsafe:
             logger.warning('loading %s with weights_only=False (%s): any code pickled in the '

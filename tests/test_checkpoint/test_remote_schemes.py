@@ -7,19 +7,17 @@ fake petrel ``FileClient`` backend. Without ``--trust-legacy-checkpoint`` the lo
 fails with :class:`UnsafeCheckpointError` and the marker is never created; with the
 opt-in it is (so the payload is real).
 """
-import functools
-import http.server
 import json
 import os
 import os.path as osp
 import sys
-import threading
 import types
 import urllib.parse
 
 import pytest
 import torch
 from mmcv.runner import CheckpointLoader
+from payload_helpers import serve_directory, write_payload
 
 from mmdet_hpu.checkpoint import (
     CheckpointReadError,
@@ -29,20 +27,13 @@ from mmdet_hpu.checkpoint import (
 )
 
 
-class _Payload:
-    """Unpickling it calls ``open(marker, 'w')``: the marker file appears."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (self.marker, 'w'))
-
-
-def write_payload(path, marker):
-    """A checkpoint whose ``meta`` holds the payload; returns ``path``."""
-    torch.save({'state_dict': {'w': torch.zeros(2)}, 'meta': {'x': _Payload(marker)}}, path)
-    return path
+@pytest.fixture
+def server(tmp_path):
+    """``(base URL, served folder)`` of a local HTTP server, stopped after the test."""
+    root = tmp_path / 'served'
+    root.mkdir()
+    with serve_directory(root) as base:
+        yield base, str(root)
 
 
 @pytest.fixture
@@ -65,29 +56,6 @@ def hub_cache():
     path = osp.join(torch.hub.get_dir(), 'checkpoints')
     os.makedirs(path, exist_ok=True)
     return path
-
-
-@pytest.fixture
-def server(tmp_path):
-    """A local HTTP server serving ``tmp_path/served``; yields its base URL."""
-    root = tmp_path / 'served'
-    root.mkdir()
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs=dict(poll_interval=0.05),
-                              daemon=True)
-    thread.start()
-    try:
-        yield f'http://127.0.0.1:{httpd.server_address[1]}', str(root)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 def _refused(filename, marker):
