@@ -6,7 +6,8 @@ and ``--auto-resume`` would continue from it. :func:`add_checksum` records, unde
 over its values (tensor bytes with dtype and shape, numbers, strings, containers);
 :func:`verify_checksum` recomputes it after loading and raises
 :class:`~.errors.CheckpointReadError` on a mismatch. Parts removed later (e.g.
-``optimizer`` by mmdet's ``publish_model``) are not checked; files without the key
+``optimizer`` by mmdet's ``publish_model``) are not checked, but a missing
+``state_dict``/``meta`` or an entry that was not written is a mismatch; files without the key
 (stock mmcv, older mmdet-hpu) load as before.
 """
 import zlib
@@ -18,6 +19,7 @@ from .errors import CheckpointReadError
 
 KEY = 'mmdet_hpu_checksum'
 PARTS = ('state_dict', 'optimizer', 'meta')
+REQUIRED = ('state_dict', 'meta')
 VERSION = 1
 
 
@@ -85,6 +87,11 @@ def verify_checksum(checkpoint, shown):
         return checkpoint  # a future format: nothing we can verify
     actual = part_checksums({k: v for k, v in checkpoint.items() if k in expected})
     changed = [part for part, crc in actual.items() if crc != expected[part]]
+    # A corrupt key name hides a part (pickle shares the name with the record): the parts
+    # no tool removes must be there, and nothing else may be.
+    changed += [f'{part} (missing)' for part in REQUIRED if part not in checkpoint]
+    changed += [f'{key!r} (not written by mmdet-hpu)' for key in set(checkpoint) | set(expected)
+                if key not in PARTS]
     if changed:
         raise CheckpointReadError(
             f'checkpoint {shown!r} is corrupt: the checksum of its {" and ".join(changed)} '
