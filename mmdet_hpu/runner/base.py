@@ -5,6 +5,7 @@ from typing import Callable, Dict, List, Optional, Union
 
 from mmcv.runner import CheckpointHook, EvalHook, Fp16OptimizerHook, Hook, OptimizerHook
 
+from ..checkpoint.hook import save_runner_checkpoint
 from .hooks.optimizer import HPUOptimizerHook
 from .hooks.throughput import HPUThroughputHook
 from .log_buffer import DeviceLogBuffer
@@ -140,6 +141,22 @@ class HPURunnerMixin:
         meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
         self._loaded_meta = meta if isinstance(meta, dict) else {}
         return checkpoint
+
+    def save_checkpoint(self, out_dir: str, filename_tmpl: Optional[str] = None,
+                        save_optimizer: bool = True, meta: Optional[Dict] = None,
+                        create_symlink: bool = True) -> None:
+        """Stock ``save_checkpoint`` (same file, meta and ``latest.pth``), written atomically.
+
+        Evaluation hooks' ``save_best`` and user code call it; a kill during the write
+        leaves no partial file. Object-store ``out_dir`` (``scheme://``) uses mmcv's path.
+        """
+        if '://' in str(out_dir):
+            kwargs = {} if filename_tmpl is None else dict(filename_tmpl=filename_tmpl)
+            super().save_checkpoint(out_dir, save_optimizer=save_optimizer, meta=meta,
+                                    create_symlink=create_symlink, **kwargs)
+            return
+        save_runner_checkpoint(self, out_dir, filename_tmpl, save_optimizer, meta,
+                               create_symlink)
 
     def take_resume_point(self):
         """The pending :class:`~.resume.ResumePoint` of the last :meth:`resume` (once)."""
