@@ -17,13 +17,31 @@ from mmdet_hpu.apis.work_dir_lock import (
     release_work_dir,
 )
 
-_HOLDER = textwrap.dedent('''
-    import sys, time
-    from mmdet_hpu.apis.work_dir_lock import lock_work_dir
-    lock_work_dir(sys.argv[1])
+# Loads work_dir_lock.py by path (with a bare ``mmdet_hpu`` package for its
+# ``mmdet_hpu.errors`` import): importing the whole plugin would take seconds.
+_LOAD = textwrap.dedent('''
+    import importlib.util, sys, types
+    package = types.ModuleType('mmdet_hpu')
+    package.__path__ = [sys.argv[2]]
+    sys.modules['mmdet_hpu'] = package
+    spec = importlib.util.spec_from_file_location('work_dir_lock', sys.argv[3])
+    lock_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lock_module)
+''')
+_HOLDER = _LOAD + textwrap.dedent('''
+    import time
+    lock_module.lock_work_dir(sys.argv[1])
     print('locked', flush=True)
     time.sleep(120)
 ''')
+
+
+def _argv(code, work):
+    import mmdet_hpu.apis.work_dir_lock as module
+
+    package_dir = osp.dirname(osp.dirname(osp.dirname(module.__file__)))
+    return [sys.executable, '-c', code, str(work), osp.join(package_dir, 'mmdet_hpu'),
+            module.__file__]
 
 
 @pytest.fixture
@@ -31,7 +49,7 @@ def holder(tmp_path):
     """A real process holding the lock of ``tmp_path/work``; killed at the end."""
     work = tmp_path / 'work'
     work.mkdir()
-    proc = subprocess.Popen([sys.executable, '-c', _HOLDER, str(work)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen(_argv(_HOLDER, work), stdout=subprocess.PIPE,
                             text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
     try:
         assert proc.stdout.readline().strip() == 'locked'
@@ -69,9 +87,8 @@ def test_killed_holder_leaves_a_stale_lock_that_is_taken_over(holder, caplog):
 def test_lock_released_at_exit_of_a_finished_process(tmp_path):
     work = tmp_path / 'work'
     work.mkdir()
-    code = 'import sys; from mmdet_hpu.apis.work_dir_lock import lock_work_dir; ' \
-           'lock_work_dir(sys.argv[1])'
-    subprocess.run([sys.executable, '-c', code, str(work)], check=True, timeout=120,
+    code = _LOAD + 'lock_module.lock_work_dir(sys.argv[1])\n'
+    subprocess.run(_argv(code, work), check=True, timeout=120,
                    env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert not osp.exists(work / LOCK_NAME)
     lock = WorkDirLock(str(work)).acquire()

@@ -49,7 +49,7 @@ def test_mmcv_log_line_reads_local_path(tmp_path):
 
 def _runner(tmp_path, **kwargs):
     model = _Toy()
-    return build_runner(dict(type='HPUEpochBasedRunner', max_epochs=1, **kwargs),
+    return build_runner(dict(type='HPUEpochBasedRunner', max_epochs=1, epoch_sleep=0, **kwargs),
                         default_args=dict(model=model, work_dir=str(tmp_path),
                                           optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
                                           logger=logging.getLogger('test_dropin')))
