@@ -139,11 +139,11 @@ def preflight_train(cfg, args):
     splits = train_splits(cfg, args)
     check_data_paths(cfg, splits)
     check_work_dir(cfg.work_dir)
-    apply_annotation_policy(cfg, getattr(args, 'bad_annotations', 'skip'), cfg.work_dir, splits)
-    resolve_auto_resume(cfg)
+    resolve_auto_resume(cfg)  # checkpoints before the annotation check writes a cleaned copy
     check_checkpoint_for_config(cfg, cfg.get('resume_from'), 'resume')
     check_checkpoint_for_config(cfg, cfg.get('load_from'), 'load_from')
     check_pretrained(cfg)
+    apply_annotation_policy(cfg, getattr(args, 'bad_annotations', 'skip'), cfg.work_dir, splits)
     return cfg
 
 
