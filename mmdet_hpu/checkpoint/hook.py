@@ -97,6 +97,9 @@ def save_runner_checkpoint(runner, out_dir, filename_tmpl=None, save_optimizer=T
                            create_symlink=True):
     """``runner.save_checkpoint`` of mmcv's runners, written atomically (local paths).
 
+    Same file name and ``meta`` as stock (``epoch + 1`` and ``iter`` for both runner
+    kinds; :class:`HPUCheckpointHook` writes ``iter + 1`` for iteration runners).
+
     Returns:
         str: The checkpoint path.
     """
@@ -105,8 +108,13 @@ def save_runner_checkpoint(runner, out_dir, filename_tmpl=None, save_optimizer=T
     filepath = osp.join(out_dir, template.format(runner.iter + 1 if is_iter
                                                  else runner.epoch + 1))
     optimizer = runner.optimizer if save_optimizer else None
-    save_checkpoint_atomic(runner.model, filepath, optimizer=optimizer,
-                           meta=runner_meta(runner, meta))
+    if meta is not None and not isinstance(meta, dict):
+        raise TypeError(f'meta should be a dict or None, but got {type(meta)}')
+    full_meta = copy.copy(meta or {})
+    if runner.meta is not None:
+        full_meta.update(runner.meta)
+    full_meta.update(epoch=runner.epoch + 1, iter=runner.iter)  # as both stock runners write
+    save_checkpoint_atomic(runner.model, filepath, optimizer=optimizer, meta=full_meta)
     if create_symlink:
         update_latest(filepath)
     return filepath

@@ -66,10 +66,11 @@ def test_runner_save_checkpoint_matches_stock_and_is_atomic(tmp_path, monkeypatc
 def test_iter_runner_save_checkpoint(tmp_path):
     runner = _runner(str(tmp_path), 'HPUIterBasedRunner')
     runner._iter = 4
-    runner.save_checkpoint(str(tmp_path))
+    runner.save_checkpoint(str(tmp_path), 'it_{}.pth', dict(note=1))  # IterBasedRunner's order
     checkpoint = load_checkpoint_safe(str(tmp_path / 'latest.pth'))
-    assert os.readlink(tmp_path / 'latest.pth') == 'iter_5.pth'
-    assert checkpoint['meta']['iter'] == 5 and checkpoint['meta']['epoch'] == 1
+    assert os.readlink(tmp_path / 'latest.pth') == 'it_5.pth'
+    assert checkpoint['meta']['iter'] == 4 and checkpoint['meta']['epoch'] == 1  # stock values
+    assert checkpoint['meta']['note'] == 1 and 'optimizer' in checkpoint
 
 
 def test_kill_during_save_best_keeps_the_previous_best(tmp_path, monkeypatch):
