@@ -51,10 +51,18 @@ def _why_unusable(path: str) -> Optional[str]:
         return str(err)
     except Exception as err:  # anything else that makes torch.load fail
         return f'{type(err).__name__}: {err}'
-    if not isinstance(checkpoint, dict) or 'state_dict' not in checkpoint \
-            or 'meta' not in checkpoint:
-        return 'it has no state_dict/meta, so it is not a training checkpoint'
+    from mmdet_hpu.validation.checkpoint_checks import structure_problem
+
+    problem = structure_problem(checkpoint, 'resume')
+    if problem:
+        return f'{problem}, so it is not a training checkpoint'
     return None
+
+
+def _first_sentence(text: str) -> str:
+    """The reason without the advice that follows it (``'... could not be read (...)'``)."""
+    head = text.split('. ', 1)[0].rstrip('.')
+    return head[:300]
 
 
 def find_resume_checkpoint(work_dir: str, logger: Optional[logging.Logger] = None
@@ -82,18 +90,20 @@ def find_resume_checkpoint(work_dir: str, logger: Optional[logging.Logger] = Non
         logger.info(f'--auto-resume: work dir {work_dir} does not exist yet; starting afresh')
         return None
     candidates = resume_candidates(work_dir)
+    reasons = []
     for path in candidates:
         reason = _why_unusable(path)
         if reason is None:
             logger.info(f'--auto-resume: resuming from {path}')
             return path
         logger.warning(f'--auto-resume: skipping {path}: {reason}')
+        reasons.append(f'{osp.basename(path)}: {_first_sentence(reason)}')
     if candidates:
         raise UserError(
             f'--auto-resume: none of the {len(candidates)} checkpoint(s) in {work_dir} could '
-            'be loaded (the reasons are in the warnings above). Training did not start, so '
-            'nothing there was overwritten: resume from a good copy with --resume-from PATH, '
-            'or move the files away (or choose another --work-dir) to start afresh.')
+            f'be loaded ({"; ".join(reasons[:3])}). Training did not start, so nothing there '
+            'was overwritten: resume from a good copy with --resume-from PATH, or move the '
+            'files away (or choose another --work-dir) to start afresh.')
     logger.info(f'--auto-resume: no checkpoint in {work_dir}; starting afresh')
     return None
 

@@ -12,3 +12,7 @@ class UnsafeCheckpointError(CheckpointError):
 
 class CheckpointReadError(CheckpointError):
     """A checkpoint file is missing, truncated or not a checkpoint at all."""
+
+
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint could not be written (e.g. the disk is full); nothing was replaced."""

@@ -44,14 +44,7 @@ class HPUCheckpointHook(CheckpointHook):
 
     def _meta(self, runner):
         """The ``meta`` dict ``runner.save_checkpoint`` would write."""
-        meta = copy.copy(self.args.get('meta') or {})
-        if runner.meta is not None:
-            meta.update(runner.meta)
-        if isinstance(runner, IterBasedRunner):
-            meta.update(iter=runner.iter + 1, epoch=runner.epoch + 1)
-        else:
-            meta.update(epoch=runner.epoch + 1, iter=runner.iter)
-        return meta
+        return runner_meta(runner, self.args.get('meta'))
 
     @master_only
     def _save_checkpoint(self, runner):
@@ -82,6 +75,49 @@ class HPUCheckpointHook(CheckpointHook):
             if not osp.isfile(path):
                 break
             self.file_client.remove(path)
+
+
+def runner_meta(runner, extra=None):
+    """The ``meta`` mmcv's ``runner.save_checkpoint`` writes: ``extra``, ``runner.meta``,
+    then ``epoch``/``iter`` as the runner kind counts them.
+    """
+    if extra is not None and not isinstance(extra, dict):
+        raise TypeError(f'meta should be a dict or None, but got {type(extra)}')
+    meta = copy.copy(extra or {})
+    if runner.meta is not None:
+        meta.update(runner.meta)
+    if isinstance(runner, IterBasedRunner):
+        meta.update(iter=runner.iter + 1, epoch=runner.epoch + 1)
+    else:
+        meta.update(epoch=runner.epoch + 1, iter=runner.iter)
+    return meta
+
+
+def save_runner_checkpoint(runner, out_dir, filename_tmpl=None, save_optimizer=True, meta=None,
+                           create_symlink=True):
+    """``runner.save_checkpoint`` of mmcv's runners, written atomically (local paths).
+
+    Same file name and ``meta`` as stock (``epoch + 1`` and ``iter`` for both runner
+    kinds; :class:`HPUCheckpointHook` writes ``iter + 1`` for iteration runners).
+
+    Returns:
+        str: The checkpoint path.
+    """
+    is_iter = isinstance(runner, IterBasedRunner)
+    template = filename_tmpl or ('iter_{}.pth' if is_iter else 'epoch_{}.pth')
+    filepath = osp.join(out_dir, template.format(runner.iter + 1 if is_iter
+                                                 else runner.epoch + 1))
+    optimizer = runner.optimizer if save_optimizer else None
+    if meta is not None and not isinstance(meta, dict):
+        raise TypeError(f'meta should be a dict or None, but got {type(meta)}')
+    full_meta = copy.copy(meta or {})
+    if runner.meta is not None:
+        full_meta.update(runner.meta)
+    full_meta.update(epoch=runner.epoch + 1, iter=runner.iter)  # as both stock runners write
+    save_checkpoint_atomic(runner.model, filepath, optimizer=optimizer, meta=full_meta)
+    if create_symlink:
+        update_latest(filepath)
+    return filepath
 
 
 def use_atomic_checkpoints(cfg):

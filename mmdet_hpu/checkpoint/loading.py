@@ -15,6 +15,7 @@ import re
 import torch
 
 from .allowlist import safe_globals
+from .checksum import verify_checksum
 from .errors import CheckpointReadError, UnsafeCheckpointError
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,12 @@ def _read_error(filename, err, legacy_hint=False):
         f'(epoch_*.pth) from the same work dir.{hint}')
 
 
-def load_checkpoint_safe(filename, map_location='cpu', allow_unsafe=None):
+def _display(filename, source):
+    """How messages name the file: the URL/scheme path and, for downloads, the local copy."""
+    return filename if not source or source == filename else f'{source} (local copy {filename})'
+
+
+def load_checkpoint_safe(filename, map_location='cpu', allow_unsafe=None, source=None):
     """Load a checkpoint without running code stored in it.
 
     Args:
@@ -103,52 +109,66 @@ def load_checkpoint_safe(filename, map_location='cpu', allow_unsafe=None):
         allow_unsafe (bool, optional): Load with ``weights_only=False`` (trusted files
             only, arbitrary code execution otherwise). None uses the process-wide
             setting of :func:`set_trust_legacy_checkpoints` (off by default).
+        source (str, optional): Where the file came from (a URL or ``scheme://name``
+            downloaded to ``filename``), for the messages.
 
     Returns:
         dict: The checkpoint.
 
     Raises:
         UnsafeCheckpointError: The file holds objects outside the allow-list.
-        CheckpointReadError: The file is missing, truncated or corrupt.
+        CheckpointReadError: The file is missing, truncated or corrupt (whatever
+            exception torch raises on bad bytes becomes this error), or its content does
+            not match the checksum recorded by :func:`~.saving.build_checkpoint`.
     """
     filename = osp.expanduser(filename)
+    shown = _display(filename, source)
     if not osp.isfile(filename):
-        raise CheckpointReadError(f'checkpoint not found: {filename!r}. Check the path '
+        raise CheckpointReadError(f'checkpoint not found: {shown!r}. Check the path '
                                   '(--resume-from, load_from or the test checkpoint).')
     if allow_unsafe is None:
         allow_unsafe = trust_legacy_checkpoints()
+    return verify_checksum(_load(filename, shown, map_location, allow_unsafe), shown)
+
+
+def _load(filename, shown, map_location, allow_unsafe):
+    """``torch.load`` safely (or not, when ``allow_unsafe``), errors as ``CheckpointError``."""
     try:
         if allow_unsafe:
             logger.warning('loading %s with weights_only=False (%s): any code pickled in the '
-                           'file runs now; only do this for files you trust', filename,
+                           'file runs now; only do this for files you trust', shown,
                            OPT_IN_FLAG)
             return torch.load(filename, map_location=map_location, weights_only=False)
         return _weights_only_load(filename, map_location)
     except pickle.UnpicklingError as err:
         names = _unsafe_names(filename, err)
         if names:
-            raise _unsafe_error(filename, names) from None
-        raise _read_error(filename, err, legacy_hint=not allow_unsafe) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise _read_error(filename, err) from None
+            raise _unsafe_error(shown, names) from None
+        raise _read_error(shown, err, legacy_hint=not allow_unsafe) from None
+    except Exception as err:  # bad bytes make torch/pickle raise almost anything
+        raise _read_error(shown, err) from None
 
 
-def _mmcv_local_loader(filename, map_location=None):
-    """mmcv ``CheckpointLoader`` scheme for local paths (``prefixes=''``)."""
+def load_from_local(filename, map_location=None):
+    """mmcv ``CheckpointLoader`` scheme for local paths (``prefixes=''``).
+
+    Named like mmcv's function: mmcv logs ``load checkpoint from {name[10:]} path: ...``,
+    so the line keeps reading ``local path``.
+    """
     return load_checkpoint_safe(filename, map_location=map_location)
 
 
 def register_mmcv_loader():
-    """Route mmcv's local-path checkpoint loading through :func:`load_checkpoint_safe`.
+    """Route every mmcv checkpoint scheme through :func:`load_checkpoint_safe`.
 
-    mmcv's ``load_from_local`` calls ``torch.load`` without ``weights_only``: under
+    mmcv's ``load_from_local`` calls ``torch.load`` without ``weights_only`` (under
     torch >= 2.6 it rejects numpy values in ``meta``, under older torch it unpickles
-    anything. Replacing the ``''`` scheme fixes both for ``runner.resume()``,
-    ``runner.load_checkpoint()`` and ``mmcv.runner.load_checkpoint``.
+    anything), and its URL schemes unpickle with ``weights_only=False``. See
+    :mod:`.remote` for the schemes.
     """
-    from mmcv.runner import CheckpointLoader
+    from .remote import register_mmcv_loaders
 
-    CheckpointLoader.register_scheme(prefixes='', loader=_mmcv_local_loader, force=True)
+    register_mmcv_loaders()
 
 
 def load_weights(model, checkpoint, strict=False, logger=None):

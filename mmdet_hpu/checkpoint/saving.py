@@ -6,9 +6,15 @@ flushed and ``fsync``-ed, then renamed over the final name with ``os.replace``
 power cut. A process killed at any point leaves either the previous file or the
 new one under the final name, never a partial file. ``latest.pth`` is switched
 the same way (a symlink created under a temporary name, then renamed).
+
+A full disk (``ENOSPC``/``EDQUOT``) while writing raises
+:class:`~.errors.CheckpointWriteError` naming the path, the bytes the checkpoint
+needs and the bytes free; the temporary file is removed and nothing is replaced.
+Every checkpoint records a checksum of its state (:mod:`.checksum`).
 """
 import contextlib
 import copy
+import errno
 import glob
 import os
 import os.path as osp
@@ -17,6 +23,9 @@ import tempfile
 import time
 
 import torch
+
+# The package imports below are inside functions: this module also runs standalone
+# (tests load it by path into a bare interpreter to kill it mid-write).
 
 PARTIAL_SUFFIX = '.partial'
 
@@ -65,11 +74,13 @@ def build_checkpoint(model, optimizer=None, meta=None):
             model's ``CLASSES`` are added (in place, as mmcv does).
 
     Returns:
-        dict: ``{'meta', 'state_dict'[, 'optimizer']}``.
+        dict: ``{'meta', 'state_dict'[, 'optimizer'], 'mmdet_hpu_checksum'}``.
     """
     import mmcv
     from mmcv.parallel import is_module_wrapper
     from mmcv.runner.checkpoint import get_state_dict, weights_to_cpu
+
+    from .checksum import add_checksum
 
     if meta is None:
         meta = {}
@@ -83,7 +94,7 @@ def build_checkpoint(model, optimizer=None, meta=None):
     checkpoint = {'meta': meta, 'state_dict': weights_to_cpu(get_state_dict(model))}
     if isinstance(optimizer, (torch.optim.Optimizer, dict)):
         checkpoint['optimizer'] = optimizer_state(optimizer)
-    return checkpoint
+    return add_checksum(checkpoint)
 
 
 def fsync_dir(path):
@@ -130,10 +141,64 @@ def atomic_write(filename):
     fsync_dir(directory)
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class _ByteCounter:
+    """A write-only file object that only counts bytes (to size a failed save)."""
+
+    def __init__(self):
+        self.size = 0
+
+    def write(self, data):
+        self.size += len(data)
+        return len(data)
+
+    def flush(self):
+        pass
+
+
+def serialized_size(obj):
+    """Bytes ``torch.save(obj, ...)`` writes (serialised again, nothing kept in memory)."""
+    counter = _ByteCounter()
+    torch.save(obj, counter)
+    return counter.size
+
+
+def _disk_full_error(filename, needed):
+    from .errors import CheckpointWriteError
+
+    directory = osp.dirname(osp.abspath(filename))
+    free = shutil.disk_usage(directory).free
+    return CheckpointWriteError(
+        f'no space left on the device to write the checkpoint {filename!r}: it needs '
+        f'{needed} bytes ({needed / 2 ** 20:.1f} MiB), {free} bytes are free in {directory!r}. '
+        'Nothing was replaced: the previous checkpoints and latest.pth are intact and no '
+        'partial file is left. Free some space (or choose a --work-dir on a larger disk) and '
+        'continue with --auto-resume.')
+
+
 def atomic_torch_save(obj, filename):
-    """``torch.save(obj, filename)`` through :func:`atomic_write`."""
-    with atomic_write(filename) as file:
-        torch.save(obj, file)
+    """``torch.save(obj, filename)`` through :func:`atomic_write`.
+
+    Raises:
+        CheckpointWriteError: The disk (or quota) is full; ``filename`` is untouched.
+    """
+    try:
+        with atomic_write(filename) as file:
+            torch.save(obj, file)
+    except (OSError, RuntimeError) as err:  # torch's zip writer wraps OSError in RuntimeError
+        if not _is_disk_full(err):
+            raise
+        raise _disk_full_error(filename, serialized_size(obj)) from None
+
+
+def _is_disk_full(err):
+    if isinstance(err, OSError):
+        return err.errno in _DISK_FULL
+    cause = err.__cause__ or err.__context__
+    return (isinstance(cause, OSError) and cause.errno in _DISK_FULL) or \
+        'No space left on device' in str(err)
 
 
 def save_checkpoint_atomic(model, filename, optimizer=None, meta=None):

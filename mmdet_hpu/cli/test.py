@@ -110,21 +110,35 @@ def _prepare_test_config(cfg, args):
 
 
 def _load_model(cfg, args, dataset):
+    """Build the model and load the checkpoint, refusing one that does not fit.
+
+    Refused before inference: not a checkpoint, weights of another architecture or
+    class count, class names other than the dataset's, NaN/Inf weights.
+    """
     from mmcv.cnn import fuse_conv_bn
     from mmdet.models import build_detector
 
-    from mmdet_hpu.checkpoint import load_checkpoint_safe, load_weights
+    from mmdet_hpu.checkpoint import load_checkpoint_any, load_weights
     from mmdet_hpu.validation import check_num_classes
+    from mmdet_hpu.validation.checkpoint_checks import (
+        check_class_names,
+        check_finite_weights,
+        check_structure,
+    )
 
-    if not osp.isfile(args.checkpoint):
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise UserError(f'checkpoint not found: {args.checkpoint!r}')
     model = build_detector(cfg.model, test_cfg=cfg.get('test_cfg'))
-    checkpoint = load_checkpoint_safe(args.checkpoint, map_location='cpu')
+    checkpoint = load_checkpoint_any(args.checkpoint, map_location='cpu')
+    check_structure(checkpoint, args.checkpoint, 'test')
     check_num_classes(checkpoint, model, args.checkpoint, source='test')
+    check_class_names(checkpoint, dataset.CLASSES, args.checkpoint)
+    check_finite_weights(checkpoint, args.checkpoint)
     load_weights(model, checkpoint)
     if args.fuse_conv_bn:
         model = fuse_conv_bn(model)
-    model.CLASSES = checkpoint.get('meta', {}).get('CLASSES', dataset.CLASSES)
+    meta = checkpoint.get('meta') if isinstance(checkpoint.get('meta'), dict) else {}
+    model.CLASSES = meta.get('CLASSES') or dataset.CLASSES
     return model
 
 

@@ -156,6 +156,7 @@ def run(args):
     from mmdet.utils import collect_env, get_root_logger, setup_multi_processes
 
     from mmdet_hpu.apis import train_detector
+    from mmdet_hpu.apis.work_dir_lock import lock_work_dir, release_work_dir
     from mmdet_hpu.checkpoint import use_atomic_checkpoints
     from mmdet_hpu.validation import preflight_train
 
@@ -165,6 +166,7 @@ def run(args):
     cfg.device, cfg.execution_mode, cfg.autocast = device_name, mode, args.autocast
     setup_multi_processes(cfg)
     distributed = _init_distributed(args, cfg)
+    lock_work_dir(cfg.work_dir, distributed)  # one training per work dir
 
     mmcv.mkdir_or_exist(osp.abspath(cfg.work_dir))
     cfg.dump(osp.join(cfg.work_dir, osp.basename(args.config)))
@@ -194,6 +196,7 @@ def run(args):
     model.CLASSES = datasets[0].CLASSES
     train_detector(model, datasets, cfg, distributed=distributed,
                    validate=not args.no_validate, timestamp=timestamp, meta=meta)
+    release_work_dir(cfg.work_dir)
     return cfg.work_dir
 
 

@@ -5,6 +5,7 @@ from typing import Callable, Dict, List, Optional, Union
 
 from mmcv.runner import CheckpointHook, EvalHook, Fp16OptimizerHook, Hook, OptimizerHook
 
+from ..checkpoint.hook import save_runner_checkpoint
 from .hooks.optimizer import HPUOptimizerHook
 from .hooks.throughput import HPUThroughputHook
 from .log_buffer import DeviceLogBuffer
@@ -67,7 +68,8 @@ class HPURunnerMixin:
     3. A stock ``OptimizerHook`` config or instance becomes :class:`HPUOptimizerHook`;
        fp16 optimizer hooks are refused with a pointer to ``--autocast``.
     4. An :class:`HPUThroughputHook` is registered with the training hooks unless
-       one is already present.
+       one is already present or the config switches it off with
+       ``runner = dict(..., throughput_hook=False)`` (no images/s log entries then).
     5. Exact resume (:mod:`.resume`, ``docs/resume.md``): right before a
        ``CheckpointHook`` saves, ``meta['resume_state']`` (RNG states, data position)
        is refreshed; :meth:`resume` restores it and the epoch runner skips the
@@ -80,17 +82,23 @@ class HPURunnerMixin:
     Args:
         skip_epochs (int): Warm-up epochs excluded from the mean images/s.
             Defaults to 1.
+        throughput_hook (bool): Register the automatic :class:`HPUThroughputHook`.
+            Defaults to True.
         *args, **kwargs: Passed to the mmcv runner.
     """
 
     #: ``by_epoch`` of the automatically registered throughput hook.
     _throughput_by_epoch = True
 
-    def __init__(self, *args, skip_epochs: int = 1, **kwargs) -> None:
+    def __init__(self, *args, skip_epochs: int = 1, throughput_hook: bool = True,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if not isinstance(skip_epochs, int) or skip_epochs < 0:
             raise ValueError(f'skip_epochs must be an int >= 0, but got {skip_epochs!r}')
+        if not isinstance(throughput_hook, bool):
+            raise ValueError(f'throughput_hook must be True or False, got {throughput_hook!r}')
         self.skip_epochs = skip_epochs
+        self.throughput_hook = throughput_hook
         self.log_buffer = DeviceLogBuffer()
         self.log_interval = 50
         self._epoch_start_rng: Optional[Dict] = None
@@ -133,6 +141,22 @@ class HPURunnerMixin:
         meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
         self._loaded_meta = meta if isinstance(meta, dict) else {}
         return checkpoint
+
+    def save_checkpoint(self, out_dir: str, filename_tmpl: Optional[str] = None,
+                        save_optimizer: bool = True, meta: Optional[Dict] = None,
+                        create_symlink: bool = True) -> None:
+        """Stock ``save_checkpoint`` (same file, meta and ``latest.pth``), written atomically.
+
+        Evaluation hooks' ``save_best`` and user code call it; a kill during the write
+        leaves no partial file. Object-store ``out_dir`` (``scheme://``) uses mmcv's path.
+        """
+        if '://' in str(out_dir):
+            kwargs = {} if filename_tmpl is None else dict(filename_tmpl=filename_tmpl)
+            super().save_checkpoint(out_dir, save_optimizer=save_optimizer, meta=meta,
+                                    create_symlink=create_symlink, **kwargs)
+            return
+        save_runner_checkpoint(self, out_dir, filename_tmpl, save_optimizer, meta,
+                               create_symlink)
 
     def take_resume_point(self):
         """The pending :class:`~.resume.ResumePoint` of the last :meth:`resume` (once)."""
@@ -218,9 +242,10 @@ class HPURunnerMixin:
         super().register_logger_hooks(log_config)
 
     def register_training_hooks(self, *args, **kwargs) -> None:
-        """Register the stock training hooks, then the throughput hook if missing."""
+        """Register the stock training hooks, then the throughput hook if missing and wanted."""
         super().register_training_hooks(*args, **kwargs)
-        if not any(isinstance(hook, HPUThroughputHook) for hook in self.hooks):
+        present = any(isinstance(hook, HPUThroughputHook) for hook in self.hooks)
+        if self.throughput_hook and not present:
             # ABOVE_NORMAL, after the optimizer hook: after_train_iter runs after the
             # step; after_train_epoch runs before checkpointing and evaluation.
             self.register_hook(

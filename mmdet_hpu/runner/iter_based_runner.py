@@ -54,6 +54,14 @@ class HPUIterBasedRunner(HPURunnerMixin, IterBasedRunner):
                                 'HPUEpochBasedRunner (see docs/resume.md)')
         super().run(data_loaders, workflow, max_iters=max_iters, **kwargs)
 
+    def save_checkpoint(self, out_dir: str, filename_tmpl: str = 'iter_{}.pth',
+                        meta: Optional[Dict] = None, save_optimizer: bool = True,
+                        create_symlink: bool = True) -> None:
+        """Atomic ``save_checkpoint`` with ``IterBasedRunner``'s argument order."""
+        HPURunnerMixin.save_checkpoint(self, out_dir, filename_tmpl=filename_tmpl,
+                                       save_optimizer=save_optimizer, meta=meta,
+                                       create_symlink=create_symlink)
+
     def _resume_state(self, fn_name: str) -> Dict:
         """Iteration and RNG states only (no position inside the pass)."""
         return build_resume_state(self.epoch, 0, self.iter + 1, None)

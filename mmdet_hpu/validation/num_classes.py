@@ -1,4 +1,11 @@
-"""A checkpoint for a different number of classes (or another model) than the config."""
+"""A checkpoint for a different number of classes (or another model) than the config.
+
+A checkpoint whose weights differ from the model's only in the class-dependent
+layers of the detection head is reported as a class-count mismatch (with the
+``num_classes`` fix); one with missing or extra weights, or shape differences
+outside the head, holds the weights of another architecture and is reported so,
+without a ``num_classes`` hint.
+"""
 from .errors import ValidationError
 
 FIXES = {
@@ -10,12 +17,36 @@ FIXES = {
     'load_from': ('The mismatched head layers are re-initialised (fine-tuning); if you meant '
                   'to keep them set model.bbox_head.num_classes={n}.'),
 }
+ARCH_FIXES = {
+    'resume': 'Resume only with the config the checkpoint was trained with (mmdet keeps its '
+              "text in the checkpoint's meta['config']).",
+    'test': 'Test it with the config it was trained with (mmdet keeps its text in the '
+            "checkpoint's meta['config']); evaluating it with this config would use untrained "
+            'weights.',
+    'load_from': 'Only the matching weights are loaded; the others keep their initialisation.',
+}
 MAX_LISTED = 3
 
 
 def _state_dict(checkpoint):
     state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
     return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+
+
+def key_mismatches(checkpoint, model):
+    """``(missing, unexpected)``: model weights absent from the checkpoint, and the reverse."""
+    state = _state_dict(checkpoint)
+    ours = model.state_dict()
+    return ([k for k in ours if k not in state], [k for k in state if k not in ours])
+
+
+def _head_prefix(model):
+    """``'bbox_head.'`` or ``'roi_head.bbox_head.'``: where class-dependent layers live."""
+    if hasattr(getattr(model, 'bbox_head', None), 'num_classes'):
+        return 'bbox_head.'
+    if hasattr(getattr(getattr(model, 'roi_head', None), 'bbox_head', None), 'num_classes'):
+        return 'roi_head.bbox_head.'
+    return None
 
 
 def _bbox_head(model):
@@ -65,8 +96,48 @@ def checkpoint_num_classes(checkpoint, model, mismatches=None):
                           else mismatches)
 
 
+def _listed(keys):
+    more = f' and {len(keys) - MAX_LISTED} more' if len(keys) > MAX_LISTED else ''
+    return ', '.join(keys[:MAX_LISTED]) + more
+
+
+def architecture_message(checkpoint, model, filename='checkpoint', source='resume'):
+    """The text for weights of another architecture, or None when the keys match.
+
+    Another architecture: the checkpoint lacks weights of the model or has weights the
+    model does not, or shapes differ outside the detection head's class-dependent layers.
+    """
+    missing, unexpected = key_mismatches(checkpoint, model)
+    prefix = _head_prefix(model)
+    outside = [m for m in shape_mismatches(checkpoint, model)
+               if prefix is None or not m[0].startswith(prefix)]
+    if not (missing or unexpected or outside):
+        return None
+    total = len(model.state_dict())
+    parts = []
+    if missing:
+        parts.append(f'{len(missing)} of the model\'s {total} weights are not in it '
+                     f'({_listed(missing)})')
+    if unexpected:
+        parts.append(f'{len(unexpected)} of its weights are not in the model '
+                     f'({_listed(unexpected)})')
+    if outside:
+        parts.append(f'{len(outside)} weight(s) differ in shape outside the detection head ('
+                     + ', '.join(f'{k} {a} vs {b}' for k, a, b in outside[:MAX_LISTED]) + ')')
+    return (f'checkpoint {filename!r} holds the weights of another architecture: it does not '
+            f'match the model of the config ({"; ".join(parts)}). '
+            f'{ARCH_FIXES.get(source, ARCH_FIXES["resume"])}')
+
+
 def class_mismatch_message(checkpoint, model, filename='checkpoint', source='resume'):
-    """The error text when ``checkpoint`` does not fit ``model``, or None when it does."""
+    """The error text when ``checkpoint`` does not fit ``model``, or None when it does.
+
+    Another architecture is reported as such (:func:`architecture_message`); only a
+    checkpoint that differs in the head's class-dependent layers gets the class count.
+    """
+    arch = architecture_message(checkpoint, model, filename, source)
+    if arch:
+        return arch
     mismatches = shape_mismatches(checkpoint, model)
     if not mismatches:
         return None
@@ -79,8 +150,8 @@ def class_mismatch_message(checkpoint, model, filename='checkpoint', source='res
                 f'{head.num_classes} (model.bbox_head.num_classes); {len(mismatches)} weight(s) '
                 f'differ in shape ({listed}). {fix}')
     return (f'checkpoint {filename!r} does not match the model of the config: '
-            f'{len(mismatches)} weight(s) differ in shape ({listed}). Use the config it was '
-            'trained with.')
+            f'{len(mismatches)} weight(s) of the detection head differ in shape ({listed}). '
+            'Use the config it was trained with.')
 
 
 def check_num_classes(checkpoint, model, filename='checkpoint', source='resume'):

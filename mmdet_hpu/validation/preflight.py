@@ -7,6 +7,7 @@ import os.path as osp
 import tempfile
 
 from .annotations import check_annotations, warn
+from .checkpoint_checks import check_structure
 from .config_checks import check_config_keys
 from .data_paths import check_data_paths
 from .datasets_cfg import iter_split_cfgs, resolve
@@ -46,18 +47,21 @@ def apply_annotation_policy(cfg, policy, out_dir, splits):
 
 
 def check_checkpoint_for_config(cfg, filename, source):
-    """Load ``filename`` safely and compare its weights with the model of ``cfg``.
+    """Load ``filename`` safely and check it fits the model of ``cfg``.
 
-    ``resume`` mismatches raise; ``load_from`` mismatches (fine-tuning) only warn.
-    Remote checkpoints (``scheme://``) are left to mmcv.
+    Any mmcv scheme (``http://``, ``open-mmlab://``...) is fetched and loaded through
+    the safe loader too, so a file that would run code is refused here, before
+    anything is written. ``resume`` problems raise; ``load_from`` mismatches of the
+    weights (fine-tuning) only warn, a file without weights raises.
     """
-    if not filename or '://' in filename:
+    if not filename:
         return
     from mmdet.models import build_detector
 
-    from mmdet_hpu.checkpoint import load_checkpoint_safe
+    from mmdet_hpu.checkpoint import load_checkpoint_any
 
-    checkpoint = load_checkpoint_safe(filename)
+    checkpoint = load_checkpoint_any(filename)
+    check_structure(checkpoint, filename, source)
     model = build_detector(cfg.model, train_cfg=cfg.get('train_cfg'),
                            test_cfg=cfg.get('test_cfg'))
     if source == 'load_from':
@@ -66,6 +70,48 @@ def check_checkpoint_for_config(cfg, filename, source):
             warn(message)
         return
     check_num_classes(checkpoint, model, filename, source)
+
+
+def pretrained_checkpoints(model_cfg):
+    """Checkpoints a model config loads while initialising (``init_cfg`` Pretrained,
+    ``pretrained=``), in config order.
+    """
+    found = []
+
+    def visit(node):
+        if isinstance(node, dict):
+            if node.get('type') == 'Pretrained' and isinstance(node.get('checkpoint'), str):
+                found.append(node['checkpoint'])
+            if isinstance(node.get('pretrained'), str):
+                found.append(node['pretrained'])
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                visit(value)
+
+    visit(model_cfg)
+    return list(dict.fromkeys(found))
+
+
+def check_pretrained(cfg):
+    """Fetch and safely load every pretrained checkpoint of ``cfg.model`` (see above)."""
+    from mmdet_hpu.checkpoint import load_checkpoint_any
+
+    for filename in pretrained_checkpoints(cfg.get('model')):
+        checkpoint = load_checkpoint_any(filename)
+        check_structure(checkpoint, filename, 'load_from')
+
+
+def resolve_auto_resume(cfg):
+    """``--auto-resume``: pick the checkpoint now, so a work dir of unusable files fails
+    before anything is written (:func:`~mmdet_hpu.apis.auto_resume.find_resume_checkpoint`).
+    """
+    if cfg.get('auto_resume') and not cfg.get('resume_from'):
+        from mmdet_hpu.apis.auto_resume import find_resume_checkpoint
+
+        cfg.resume_from = find_resume_checkpoint(cfg.work_dir)
+    return cfg
 
 
 def train_splits(cfg, args):
@@ -93,9 +139,11 @@ def preflight_train(cfg, args):
     splits = train_splits(cfg, args)
     check_data_paths(cfg, splits)
     check_work_dir(cfg.work_dir)
-    apply_annotation_policy(cfg, getattr(args, 'bad_annotations', 'skip'), cfg.work_dir, splits)
+    resolve_auto_resume(cfg)  # checkpoints before the annotation check writes a cleaned copy
     check_checkpoint_for_config(cfg, cfg.get('resume_from'), 'resume')
     check_checkpoint_for_config(cfg, cfg.get('load_from'), 'load_from')
+    check_pretrained(cfg)
+    apply_annotation_policy(cfg, getattr(args, 'bad_annotations', 'skip'), cfg.work_dir, splits)
     return cfg
 
 

@@ -117,6 +117,44 @@ def build_eval_dataloader(cfg: dict, distributed: bool = False) -> DataLoader:
     return build_dataloader(dataset, dist=distributed, shuffle=False, **loader_args)
 
 
+def save_best_checkpoint(hook, runner, key_score) -> None:
+    """mmcv's ``EvalHook._save_ckpt``, crash-safe: the new best checkpoint is written
+    atomically, and only then is the previous best removed (mmcv removes it first, so
+    a kill in between left no best checkpoint, and a kill during the write a partial one).
+    """
+    from ...checkpoint.hook import save_runner_checkpoint
+
+    if hook.by_epoch:
+        current, cur_type, cur_time = f'epoch_{runner.epoch + 1}', 'epoch', runner.epoch + 1
+    else:
+        current, cur_type, cur_time = f'iter_{runner.iter + 1}', 'iter', runner.iter + 1
+    best_score = runner.meta['hook_msgs'].get('best_score', hook.init_value_map[hook.rule])
+    if not hook.compare_func(key_score, best_score):
+        return
+    if '://' in str(hook.out_dir):  # object stores: no rename, mmcv's way
+        EvalHook._save_ckpt(hook, runner, key_score)
+        return
+    msgs = runner.meta['hook_msgs']
+    previous, saved_msgs = hook.best_ckpt_path, dict(msgs)
+    best_ckpt_name = f'best_{hook.key_indicator}_{current}.pth'
+    hook.best_ckpt_path = hook.file_client.join_path(hook.out_dir, best_ckpt_name)
+    msgs.update(best_score=key_score, best_ckpt=hook.best_ckpt_path)  # saved in its meta
+    try:
+        save_runner_checkpoint(runner, hook.out_dir, filename_tmpl=best_ckpt_name,
+                               create_symlink=False)
+    except BaseException:  # not saved: the previous best stays the best
+        hook.best_ckpt_path = previous
+        msgs.clear()
+        msgs.update(saved_msgs)
+        raise
+    runner.logger.info(f'Now best checkpoint is saved as {best_ckpt_name}.')
+    if previous and previous != hook.best_ckpt_path and hook.file_client.isfile(previous):
+        hook.file_client.remove(previous)
+        runner.logger.info(f'The previous best checkpoint {previous} was removed')
+    runner.logger.info(f'Best {hook.key_indicator} is {key_score:0.4f} at {cur_time} '
+                       f'{cur_type}.')
+
+
 def _as_loader(dataloader: Union[DataLoader, dict], distributed: bool) -> DataLoader:
     if isinstance(dataloader, dict):
         return build_eval_dataloader(dataloader, distributed=distributed)
@@ -132,7 +170,8 @@ class HPUEvalHook(EvalHook):
     be a config ``dict(dataset=..., samples_per_gpu=N)`` so that ``custom_hooks`` can
     build the hook. The dataset's ``evaluate`` (COCO through pycocotools) is
     unchanged; ``save_best`` also keeps a checkpoint for a score of 0.0 (mmdet skips
-    falsy scores, so an early mAP of 0 never saved one).
+    falsy scores, so an early mAP of 0 never saved one), and writes it atomically
+    before removing the previous best (:func:`save_best_checkpoint`).
 
     Args:
         dataloader (DataLoader | dict): Test loader or its config
@@ -159,6 +198,10 @@ class HPUEvalHook(EvalHook):
         key_score = self.evaluate(runner, results)
         if self.save_best and key_score is not None:
             self._save_ckpt(runner, key_score)
+
+    def _save_ckpt(self, runner, key_score) -> None:
+        """Keep the best checkpoint, crash-safe (:func:`save_best_checkpoint`)."""
+        save_best_checkpoint(self, runner, key_score)
 
 
 @HOOKS.register_module()
@@ -202,6 +245,10 @@ class HPUDistEvalHook(DistEvalHook):
         key_score = self.evaluate(runner, results)
         if self.save_best and key_score is not None:
             self._save_ckpt(runner, key_score)
+
+    def _save_ckpt(self, runner, key_score) -> None:
+        """Keep the best checkpoint, crash-safe (:func:`save_best_checkpoint`)."""
+        save_best_checkpoint(self, runner, key_score)
 
 
 def _broadcast_bn_buffers(model: torch.nn.Module) -> None:

@@ -1,6 +1,7 @@
 """Optimizer hook with HPU graph cuts and no per-iteration host read."""
-from typing import Optional
+from typing import List, Optional, Tuple
 
+import torch
 from mmcv.runner import HOOKS, IterBasedRunner, OptimizerHook
 
 from mmdet_hpu import device
@@ -33,7 +34,10 @@ class HPUOptimizerHook(OptimizerHook):
     (:attr:`nonfinite_monitor`, read with the log buffer) and the runner stops with
     :class:`~mmdet_hpu.runner.nonfinite.NonFiniteLossError` before any checkpoint
     is written after the bad step; with ``'skip'`` a non-finite step is checked on
-    the host every iteration and its ``optimizer.step`` skipped.
+    the host every iteration and its ``optimizer.step`` skipped; the model's buffers
+    (BatchNorm running statistics) are copied on the device before the forward pass
+    and restored after a skipped step, so a skipped step leaves no trace (device
+    copies only, no extra host read).
 
     Args:
         grad_clip (dict, optional): Keyword arguments of ``clip_grad_norm_``, e.g.
@@ -66,6 +70,24 @@ class HPUOptimizerHook(OptimizerHook):
         self.nonfinite_loss = check_mode(nonfinite_loss)
         self.nonfinite_monitor = NonFiniteMonitor() if nonfinite_loss == 'stop' else None
         self.skipped_steps = 0
+        self._buffer_copies: List[Tuple[torch.Tensor, torch.Tensor]] = []
+
+    def before_train_iter(self, runner) -> None:
+        """Skip mode: copy the model's buffers (BN statistics) before the forward pass."""
+        if self.nonfinite_loss != 'skip':
+            return
+        buffers = list(runner.model.buffers())
+        if len(buffers) != len(self._buffer_copies) or any(
+                b is not saved[0] for b, saved in zip(buffers, self._buffer_copies)):
+            self._buffer_copies = [(b, torch.empty_like(b)) for b in buffers]
+        with torch.no_grad():
+            for buffer, copy in self._buffer_copies:
+                copy.copy_(buffer)  # device-to-device, no host read
+
+    def _restore_buffers(self) -> None:
+        with torch.no_grad():
+            for buffer, copy in self._buffer_copies:
+                buffer.copy_(copy)
 
     def after_train_iter(self, runner) -> None:
         """Backward, clip and step, with a ``mark_step`` after backward and after step."""
@@ -104,8 +126,10 @@ class HPUOptimizerHook(OptimizerHook):
         return finite
 
     def _skip_step(self, runner, loss) -> None:
-        """Skip mode after a non-finite loss: drop the gradients, no ``optimizer.step``."""
+        """Skip mode after a non-finite loss: drop the gradients, no ``optimizer.step``,
+        buffers as before the forward pass."""
         runner.optimizer.zero_grad(set_to_none=True)
+        self._restore_buffers()
         device.mark_step()
         self.skipped_steps += 1
         runner.logger.warning(
