@@ -10,7 +10,7 @@ from mmdet.models.detectors.base import BaseDetector
 
 
 def parse_losses_on_device(losses: Dict) -> Tuple[torch.Tensor, 'OrderedDict[str, torch.Tensor]']:
-    """Sum the losses like stock ``BaseDetector._parse_losses``; keep the logged values on the device.
+    """Sum the losses like stock ``_parse_losses``; keep the logged values on the device.
 
     Stock calls ``.item()`` on each value (one D2H sync per loss) and, when distributed,
     all-reduces their number and every value on every iteration. Here nothing is reduced and

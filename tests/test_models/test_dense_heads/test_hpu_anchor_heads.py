@@ -268,3 +268,85 @@ def test_refuses_soft_nms_at_inference(kind):
     cls_scores, bbox_preds = head_outputs(kind, stock, 1, seed=11)
     with pytest.raises(ConfigError, match='soft_nms'):
         hpu.get_bboxes(cls_scores, bbox_preds, img_metas=img_metas(1))
+
+
+# ---------------------------------------------------------------------------- inference
+def assert_detections_equal(expected, actual):
+    assert len(actual) == len(expected)
+    for (exp_boxes, exp_labels), (boxes, labels) in zip(expected, actual):
+        assert boxes.shape == exp_boxes.shape and labels.shape == exp_labels.shape
+        # Equal scores may come out in another order: compare sorted by (score, label, box).
+        def order(b, lbl):
+            keys = torch.cat([b[:, [4, 0, 1, 2, 3]], lbl[:, None].float()], dim=1).tolist()
+            return sorted(range(len(keys)), key=lambda i: keys[i], reverse=True)
+        exp_order, act_order = order(exp_boxes, exp_labels), order(boxes, labels)
+        torch.testing.assert_close(boxes[act_order], exp_boxes[exp_order], rtol=1e-4, atol=1e-4)
+        assert torch.equal(labels[act_order], exp_labels[exp_order])
+
+
+@pytest.mark.parametrize('kind', ['retina', 'ssd'])
+@pytest.mark.parametrize('cls_bias,nms_pre,max_per_img,rescale', [
+    (0.0, 1000, 100, False),    # many candidates, most pass score_thr
+    (-3.0, 1000, 100, True),    # few pass score_thr; rescaled
+    (0.0, 50, 20, False),       # nms_pre and max_per_img truncate
+    (-6.0, 1000, 100, False),   # almost nothing passes
+])
+def test_get_bboxes_equal_stock(kind, cls_bias, nms_pre, max_per_img, rescale):
+    stock, hpu = build_heads(kind, test_cfg=dict(nms_pre=nms_pre, max_per_img=max_per_img))
+    cls_scores, bbox_preds = head_outputs(kind, stock, 3, seed=12, cls_bias=cls_bias)
+    cls_scores = [c.detach() for c in cls_scores]
+    bbox_preds = [b.detach() * 3 for b in bbox_preds]  # boxes leave the image: clipping
+    metas = img_metas(3, img_shapes=[(IMG, IMG, 3), (50, 60, 3), (IMG, 40, 3)],
+                      scale_factor=(0.5, 0.5, 0.5, 0.5))
+    expected = stock.get_bboxes(cls_scores, bbox_preds, img_metas=metas, rescale=rescale)
+    actual = hpu.get_bboxes(cls_scores, bbox_preds, img_metas=metas, rescale=rescale)
+    assert_detections_equal(expected, actual)
+    if cls_bias > -6.0:
+        assert all(len(labels) > 0 for _, labels in expected)
+
+
+@pytest.mark.parametrize('kind', ['retina', 'ssd'])
+def test_get_bboxes_static_shapes_and_single_nms(kind, monkeypatch):
+    stock, hpu = build_heads(kind)
+    cls_scores, bbox_preds = head_outputs(kind, stock, 2, seed=13, cls_bias=-2.0)
+    cls_scores = [c.detach() for c in cls_scores]
+    bbox_preds = [b.detach() for b in bbox_preds]
+    from mmdet_hpu.models.utils import static_postprocess
+    calls = []
+    real_nms = static_postprocess.nms
+
+    def counting_nms(*args):
+        calls.append(args[0].shape)
+        return real_nms(*args)
+
+    monkeypatch.setattr(static_postprocess, 'nms', counting_nms)
+    dets, labels, num_dets = hpu.get_bboxes_static(cls_scores, bbox_preds, img_metas(2))
+    assert len(calls) == 1
+    max_per_img = hpu.test_cfg['max_per_img']
+    assert dets.shape == (2, max_per_img, 5) and labels.shape == (2, max_per_img)
+    for i in range(2):
+        n = int(num_dets[i])
+        assert (labels[i, n:] == -1).all() and (dets[i, n:] == 0).all()
+        assert (labels[i, :n] >= 0).all()
+
+
+@pytest.mark.parametrize('kind', ['retina', 'ssd'])
+def test_pre_nms_inference_has_no_sync_or_dynamic_op(kind):
+    stock, hpu = build_heads(kind)
+    cls_scores, bbox_preds = head_outputs(kind, stock, 2, seed=14)
+    metas = img_metas(2)
+    hpu.get_bboxes_pre_nms(cls_scores, bbox_preds, metas, 0.05, 1000, True)  # warm the cache
+    with HostReadCounter() as reads:
+        hpu.get_bboxes_pre_nms(cls_scores, bbox_preds, metas, 0.05, 1000, True)
+    assert reads.snapshot() == dict(scalar=0, bulk=0, dynamic=0)
+
+
+@pytest.mark.parametrize('kind', ['retina', 'ssd'])
+def test_pre_nms_inference_has_no_graph_break(kind):
+    torch._dynamo.reset()
+    stock, hpu = build_heads(kind)
+    cls_scores, bbox_preds = head_outputs(kind, stock, 2, seed=15)
+    explanation = torch._dynamo.explain(hpu.get_bboxes_pre_nms)(
+        cls_scores, bbox_preds, img_metas(2), 0.05, 1000, True)
+    assert explanation.graph_count >= 1
+    assert explanation.graph_break_count == 0, explanation.break_reasons
