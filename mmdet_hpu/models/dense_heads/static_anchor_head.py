@@ -56,13 +56,26 @@ class StaticAnchorHeadMixin:
         """
         sizes = tuple((int(h), int(w)) for h, w in featmap_sizes)
         key = (sizes, str(device))
-        cached = self._anchor_cache.get(key)
+        cached = self._cached(key)
         if cached is None:
             mlvl_anchors = self.prior_generator.grid_priors(sizes, device=device)
             cached = dict(anchors=torch.cat(mlvl_anchors), mlvl_anchors=mlvl_anchors,
                           num_level_anchors=[a.shape[0] for a in mlvl_anchors])
-            self._anchor_cache[key] = cached
+            self._store(key, cached)
         return cached
+
+    def _cached(self, key: tuple):
+        """Cached anchor data, or None. Never read while ``torch.compile`` traces: a lookup
+        that misses on the first trace and hits on the next would fail the dict guard and
+        compile the same step twice; in a graph the anchors are a few ops anyway."""
+        if torch.compiler.is_compiling():
+            return None
+        return self._anchor_cache.get(key)
+
+    def _store(self, key: tuple, value) -> None:
+        """Cache anchor data in eager mode (see :meth:`_cached`)."""
+        if not torch.compiler.is_compiling():
+            self._anchor_cache[key] = value
 
     def _inside_flags(self, featmap_sizes, img_metas, anchors: torch.Tensor) -> torch.Tensor:
         """(B, A) stock ``inside_flags``: valid for the padded shape, inside the image.
@@ -75,12 +88,12 @@ class StaticAnchorHeadMixin:
             pad_shape = tuple(int(v) for v in meta['pad_shape'][:2])
             img_shape = tuple(int(v) for v in meta['img_shape'][:2])
             key = ('inside', sizes, pad_shape, img_shape, str(anchors.device))
-            cached = self._anchor_cache.get(key)
+            cached = self._cached(key)
             if cached is None:
                 valid = torch.cat(self.prior_generator.valid_flags(sizes, pad_shape,
                                                                    anchors.device))
                 cached = anchor_inside_flags(anchors, valid, img_shape, self._allowed_border)
-                self._anchor_cache[key] = cached
+                self._store(key, cached)
             flags.append(cached)
         return torch.stack(flags)
 
