@@ -9,6 +9,7 @@ from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss
 
 from mmdet_hpu.errors import ConfigError
 
+from ..utils.fused_focal_loss import sigmoid_focal_loss_sum
 from .static_anchor_head import StaticAnchorHeadMixin, split_levels
 
 SUPPORTED_BBOX_LOSSES = (L1Loss, SmoothL1Loss)
@@ -23,9 +24,11 @@ class HPURetinaHead(StaticAnchorHeadMixin, RetinaHead):
     :class:`~mmdet_hpu.models.utils.static_max_iou_assigner.StaticMaxIoUAssigner` (equal to
     ``MaxIoUAssigner`` + ``PseudoSampler``, see there), with ground truth padded to a bucket
     (see :class:`StaticAnchorHeadMixin`); ``num_total_pos`` stays a device tensor. The losses
-    equal stock's: the focal loss is mmdet's own ``py_sigmoid_focal_loss`` (what stock runs on
-    every device but CUDA) fed a one-hot target built by comparison, because ``F.one_hot`` reads
-    the labels' range on the host.
+    equal stock's: the focal loss is that of mmdet's ``py_sigmoid_focal_loss`` (what stock runs
+    on every device but CUDA), with a one-hot target built by comparison (``F.one_hot`` reads the
+    labels' range on the host) and, for ``reduction='mean'``, computed by
+    :func:`~mmdet_hpu.models.utils.fused_focal_loss.sigmoid_focal_loss_sum` (same value, a few
+    fused passes and an analytic gradient instead of ~15 recorded ops).
 
     Refused at build time (``ConfigError``, naming the option and the alternative): a sampler
     other than ``PseudoSampler``, an assigner other than ``MaxIoUAssigner`` or with
@@ -67,8 +70,14 @@ class HPURetinaHead(StaticAnchorHeadMixin, RetinaHead):
             avg_factor (Tensor): 0-dim normaliser.
         """
         classes = torch.arange(self.cls_out_channels, device=labels.device)
-        one_hot = (labels[:, None] == classes).long()
+        one_hot = labels[:, None] == classes
         focal = self._focal
+        if focal['reduction'] == 'mean':
+            # mmdet's weight_reduce_loss: sum / (avg_factor + eps).
+            eps = torch.finfo(torch.float32).eps
+            total = sigmoid_focal_loss_sum(cls_score, one_hot, label_weights[:, None],
+                                           focal['gamma'], focal['alpha'])
+            return focal['loss_weight'] * (total / (avg_factor + eps))
         return focal['loss_weight'] * py_sigmoid_focal_loss(
             cls_score, one_hot, label_weights, gamma=focal['gamma'], alpha=focal['alpha'],
             reduction=focal['reduction'], avg_factor=avg_factor)

@@ -181,7 +181,9 @@ class StaticAnchorHeadMixin:
 
         Per level, the (anchor, class) pairs with score ``> score_thr`` rank first and a fixed
         top-``nms_pre`` picks them (stock ``filter_scores_and_topk``: top ``nms_pre`` of the
-        passing pairs); the rest are marked invalid. Only the picked anchors are decoded.
+        passing pairs); the rest are marked invalid. The pairs are ranked among the ``nms_pre``
+        anchors of highest best-class score only (the same top pairs, up to ties), and only the
+        picked anchors are decoded.
 
         Args:
             cls_scores (list[Tensor]): per level, (B, num_anchors * cls_out_channels, h, w).
@@ -201,15 +203,22 @@ class StaticAnchorHeadMixin:
         all_boxes, all_scores, all_labels, all_valid = [], [], [], []
         for cls_score, bbox_pred, anchors in zip(cls_scores, bbox_preds, mlvl_anchors):
             scores = self._level_scores(cls_score)
-            num_classes = scores.shape[-1]
-            flat = scores.reshape(num_imgs, -1)
+            num_level, num_classes = scores.shape[1:]
+            k = num_level * num_classes if nms_pre <= 0 else min(nms_pre, num_level * num_classes)
+            # The top k pairs lie among the k anchors of highest best-class score (each anchor
+            # ranked above a pair's anchor holds a pair ranked above it): pick those first.
+            num_sel = min(k, num_level)
+            _, sel = scores.amax(dim=2).topk(num_sel, dim=1)
+            sel_scores = torch.gather(scores, 1, sel[..., None].expand(-1, -1, num_classes))
+            flat = sel_scores.reshape(num_imgs, -1)
             valid = flat > score_thr
             # Scores lie in [0, 1]: -1 ranks every failing pair below every passing one.
             ranked = torch.where(valid, flat, torch.full_like(flat, -1.0))
-            k = flat.shape[1] if nms_pre <= 0 else min(nms_pre, flat.shape[1])
+            k = min(k, flat.shape[1])
             _, top = ranked.topk(k, dim=1)
-            anchor_inds = torch.div(top, num_classes, rounding_mode='floor')
-            all_labels.append(top - anchor_inds * num_classes)
+            sel_inds = torch.div(top, num_classes, rounding_mode='floor')
+            anchor_inds = torch.gather(sel, 1, sel_inds)
+            all_labels.append(top - sel_inds * num_classes)
             all_scores.append(torch.gather(flat, 1, top))
             all_valid.append(torch.gather(valid, 1, top))
             deltas = bbox_pred.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4)
@@ -234,9 +243,10 @@ class StaticAnchorHeadMixin:
         """Fixed-size detections of a whole batch, with one NMS call.
 
         Equal to stock ``get_bboxes`` (same boxes, scores and labels, up to the order of equal
-        scores) when ``nms_pre > 0`` and no two (anchor, class) pairs of a level tie in score
-        at the ``nms_pre``-th place among those passing ``score_thr``, nor two detections at
-        the ``max_per_img``-th place after NMS; NMS itself may differ only for IoUs within
+        scores) when ``nms_pre > 0`` and, per level, no two (anchor, class) pairs tie in score
+        at the ``nms_pre``-th place among those passing ``score_thr`` and no two anchors tie in
+        best-class score at the ``nms_pre``-th place, nor two detections at the
+        ``max_per_img``-th place after NMS; NMS itself may differ only for IoUs within
         ~1e-3 of the threshold (float32 rounding of the group offsets, as in stock; see
         :func:`~mmdet_hpu.models.utils.static_postprocess.nms_input`). With ``nms_pre <= 0``
         every pair is a candidate (stock then drops the last one, a quirk of its slicing).
