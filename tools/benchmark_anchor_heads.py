@@ -8,7 +8,8 @@ sparse and dense score maps. No backbone, no data: only the head code differs.
 
 Example::
 
-    OMP_NUM_THREADS=1 python tools/benchmark_anchor_heads.py configs/retinanet/retinanet_r50_fpn_1x_coco.py
+    OMP_NUM_THREADS=1 python tools/benchmark_anchor_heads.py \
+        configs/retinanet/retinanet_r50_fpn_1x_coco.py
 """
 import argparse
 import copy
@@ -89,6 +90,10 @@ def loss_fn(head, outputs, boxes, labels, metas):
     return run
 
 
+def bboxes_fn(head, cls_scores, bbox_preds, metas):
+    return lambda: head.get_bboxes(cls_scores, bbox_preds, img_metas=metas)
+
+
 def main(argv=None):
     """Run the benchmark and print the report."""
     args = parse_args(argv)
@@ -111,10 +116,10 @@ def main(argv=None):
         cls_scores = [c.detach() for c in cls_scores]
         bbox_preds = [b.detach() for b in bbox_preds]
         with torch.no_grad():
-            stock_t = time_ms(lambda: stock.get_bboxes(cls_scores, bbox_preds, img_metas=metas),
-                              dev, args.reps, args.warmup)
-            hpu_t = time_ms(lambda: hpu.get_bboxes(cls_scores, bbox_preds, img_metas=metas),
-                            dev, args.reps, args.warmup)
+            stock_t = time_ms(bboxes_fn(stock, cls_scores, bbox_preds, metas), dev, args.reps,
+                              args.warmup)
+            hpu_t = time_ms(bboxes_fn(hpu, cls_scores, bbox_preds, metas), dev, args.reps,
+                            args.warmup)
         rows.append((name, stock_t, hpu_t))
     print(f'{"case":34s} {"stock ms":>10s} {"hpu ms":>10s} {"speed-up":>9s}')
     for name, stock_t, hpu_t in rows:

@@ -13,25 +13,27 @@ import torch.nn.functional as F
 
 
 class _FocalLossSum(torch.autograd.Function):
-    """Weighted sum of the element losses; see the module docstring."""
+    """Weighted sum of the element losses; see the module docstring (in-place where possible)."""
 
     @staticmethod
     def forward(ctx, logits, targets, weights, gamma: float, alpha: float):
-        flip = targets.to(logits.dtype) * -2 + 1       # +1 for target 0, -1 for target 1
-        q = logits * flip
+        q = torch.where(targets, logits.neg(), logits)
         prob = q.sigmoid()
-        alpha_t = targets.to(logits.dtype) * (2 * alpha - 1) + (1 - alpha)
         soft = F.softplus(q)
-        focal = prob.pow(gamma) * alpha_t * weights
-        ctx.save_for_backward(prob, soft, focal, flip)
+        focal = prob.square() if gamma == 2.0 else prob.pow(gamma)
+        alpha_t = torch.where(targets, alpha, 1.0 - alpha).to(logits.dtype)
+        focal.mul_(alpha_t.mul_(weights))
+        ctx.save_for_backward(prob, soft, focal, targets)
         ctx.gamma = gamma
-        return (focal * soft).sum()
+        return torch.dot(focal.reshape(-1), soft.reshape(-1))
 
     @staticmethod
     def backward(ctx, grad_output):
-        prob, soft, focal, flip = ctx.saved_tensors
-        grad = focal * (ctx.gamma * (1 - prob) * soft + prob) * flip
-        return grad * grad_output, None, None, None, None
+        prob, soft, focal, targets = ctx.saved_tensors
+        # focal * (gamma * (1 - prob) * soft + prob), sign flipped for target 1.
+        grad = prob.neg().add_(1).mul_(soft).mul_(ctx.gamma).add_(prob).mul_(focal)
+        grad = torch.where(targets, grad.neg(), grad)
+        return grad.mul_(grad_output), None, None, None, None
 
 
 def sigmoid_focal_loss_sum(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor,
@@ -40,7 +42,7 @@ def sigmoid_focal_loss_sum(logits: torch.Tensor, targets: torch.Tensor, weights:
 
     Args:
         logits (Tensor): (N, C).
-        targets (Tensor): (N, C) one-hot (bool or 0/1).
+        targets (Tensor): (N, C) bool one-hot.
         weights (Tensor): (N, 1) or (N, C) element weights.
         gamma (float): focusing parameter.
         alpha (float): weight of the positive class.
