@@ -106,12 +106,14 @@ class HPUSSDHead(StaticAnchorHeadMixin, SSDHead):
         ], -2)
         losses_cls = self.hard_negative_cls_loss(all_cls_scores, labels, label_weights,
                                                  num_total_pos)
-        losses_bbox = []
-        for i in range(num_imgs):
-            bbox_pred = all_bbox_preds[i]
-            if self.reg_decoded_bbox:
-                bbox_pred = self.bbox_coder.decode(priors['anchors'], bbox_pred)
-            losses_bbox.append(smooth_l1_loss(bbox_pred, bbox_targets[i], bbox_weights[i],
-                                              beta=self._smoothl1_beta,
-                                              avg_factor=num_total_pos))
-        return dict(loss_cls=list(losses_cls[:, None].unbind(0)), loss_bbox=losses_bbox)
+        if self.reg_decoded_bbox:
+            all_bbox_preds = self.bbox_coder.decode(
+                priors['anchors'].expand(num_imgs, -1, 4).reshape(-1, 4),
+                all_bbox_preds.reshape(-1, 4)).reshape(num_imgs, -1, 4)
+        # Stock's per-image mean with avg_factor: sum(loss * weight) / (avg_factor + eps).
+        elementwise = smooth_l1_loss(all_bbox_preds, bbox_targets, beta=self._smoothl1_beta,
+                                     reduction='none')
+        eps = torch.finfo(torch.float32).eps
+        losses_bbox = (elementwise * bbox_weights).sum(dim=(1, 2)) / (num_total_pos + eps)
+        return dict(loss_cls=list(losses_cls[:, None].unbind(0)),
+                    loss_bbox=list(losses_bbox.unbind(0)))
