@@ -1,4 +1,6 @@
 """Dense heads registered in mmdet's ``HEADS``."""
+from .hpu_retina_head import HPURetinaHead
+from .hpu_ssd_head import HPUSSDHead
 from .hpu_yolo_head import HPUYOLOV3Head
 
-__all__ = ['HPUYOLOV3Head']
+__all__ = ['HPUYOLOV3Head', 'HPURetinaHead', 'HPUSSDHead']

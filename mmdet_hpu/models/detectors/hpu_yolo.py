@@ -1,17 +1,14 @@
 """YOLOv3 detector whose training step never syncs the host."""
-from collections import OrderedDict
-from typing import Dict, Tuple
-
-import torch
 from mmdet.models.builder import DETECTORS
 from mmdet.models.detectors import YOLOV3
 from mmdet.models.detectors.base import BaseDetector
 
 from ..dense_heads import HPUYOLOV3Head
+from .static_losses import StaticLossesMixin
 
 
 @DETECTORS.register_module()
-class HPUYOLOV3(YOLOV3):
+class HPUYOLOV3(StaticLossesMixin, YOLOV3):
     """Drop-in ``YOLOV3`` for HPU training.
 
     Two differences from stock, both needed for a sync-free training iteration:
@@ -59,28 +56,3 @@ class HPUYOLOV3(YOLOV3):
             kwargs['gt_valid'] = gt_valid
         return self.bbox_head.forward_train(x, img_metas, gt_bboxes, gt_labels,
                                             gt_bboxes_ignore, **kwargs)
-
-    def _parse_losses(self, losses: Dict) -> Tuple[torch.Tensor, 'OrderedDict[str, torch.Tensor]']:
-        """Sum the losses; keep the logged values on the device.
-
-        Args:
-            losses (dict[str, Tensor | list[Tensor]]): Raw head outputs.
-
-        Returns:
-            tuple[Tensor, OrderedDict[str, Tensor]]: the total loss (with grad) and the detached
-            0-dim device tensors to log, keyed like stock.
-
-        Raises:
-            TypeError: If a value is neither a tensor nor a list of tensors.
-        """
-        log_vars = OrderedDict()
-        for name, value in losses.items():
-            if isinstance(value, torch.Tensor):
-                log_vars[name] = value.mean()
-            elif isinstance(value, list):
-                log_vars[name] = sum(item.mean() for item in value)
-            else:
-                raise TypeError(f'{name} is not a tensor or list of tensors')
-        loss = sum(value for key, value in log_vars.items() if 'loss' in key)
-        log_vars['loss'] = loss
-        return loss, OrderedDict((key, value.detach()) for key, value in log_vars.items())
