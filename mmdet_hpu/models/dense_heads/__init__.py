@@ -1,4 +1,5 @@
 """Dense heads registered in mmdet's ``HEADS``."""
+from .hpu_fcos_head import HPUFCOSHead
 from .hpu_yolo_head import HPUYOLOV3Head
 
-__all__ = ['HPUYOLOV3Head']
+__all__ = ['HPUYOLOV3Head', 'HPUFCOSHead']
