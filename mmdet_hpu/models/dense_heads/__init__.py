@@ -1,5 +1,6 @@
 """Dense heads registered in mmdet's ``HEADS``."""
+from .hpu_atss_head import HPUATSSHead
 from .hpu_fcos_head import HPUFCOSHead
 from .hpu_yolo_head import HPUYOLOV3Head
 
-__all__ = ['HPUYOLOV3Head', 'HPUFCOSHead']
+__all__ = ['HPUYOLOV3Head', 'HPUFCOSHead', 'HPUATSSHead']

@@ -4,12 +4,7 @@ import copy
 import mmcv
 import pytest
 import torch
-from mmdet.models.builder import build_head
-
-import mmdet_hpu  # noqa: F401  (registers HPUFCOSHead)
-from mmdet_hpu.models.dense_heads.hpu_fcos_head import level_major
-from mmdet_hpu.models.utils import pad_gt_list
-from tests.test_models.test_dense_heads.dense_head_cases import (
+from dense_head_cases import (
     NUM_CLASSES,
     SCENARIOS,
     STRIDES,
@@ -21,6 +16,11 @@ from tests.test_models.test_dense_heads.dense_head_cases import (
     random_head_outputs,
     total,
 )
+from mmdet.models.builder import build_head
+
+import mmdet_hpu  # noqa: F401  (registers HPUFCOSHead)
+from mmdet_hpu.models.dense_heads.hpu_fcos_head import level_major
+from mmdet_hpu.models.utils import pad_gt_list
 
 LOSS_KEYS = ('loss_cls', 'loss_bbox', 'loss_centerness')
 HEAD_CFG = dict(
