@@ -115,3 +115,34 @@ def count_host_reads(fn):
     with HostReadCounter() as reads:
         result = fn()
     return result, reads.snapshot()
+
+
+def varied_metas(num_imgs, rescale_factor=0.75):
+    """Metas with a different (smaller) image shape per image, to exercise the clipping."""
+    metas = img_metas(num_imgs, scale_factor=(rescale_factor, 0.5, rescale_factor, 0.5))
+    for i, meta in enumerate(metas):
+        meta['img_shape'] = (IMG_H - 8 * i, IMG_W - 16 * i, 3)
+    return metas
+
+
+def assert_detections_equal_stock(stock, hpu, outs, metas, rescale, cfg=None):
+    """``get_bboxes`` of both heads: same boxes, scores and labels per image within 1e-4."""
+    with torch.no_grad():
+        expected = stock.get_bboxes(*outs, img_metas=metas, cfg=cfg, rescale=rescale)
+        actual = hpu.get_bboxes(*outs, img_metas=metas, cfg=cfg, rescale=rescale)
+    assert len(actual) == len(expected) == len(metas)
+    num_dets = 0
+    for (exp_dets, exp_labels), (act_dets, act_labels) in zip(expected, actual):
+        assert act_dets.shape == exp_dets.shape
+        torch.testing.assert_close(act_dets, exp_dets, rtol=1e-4, atol=1e-4)
+        assert torch.equal(act_labels, exp_labels)
+        num_dets += len(exp_dets)
+    return num_dets
+
+
+def assert_pre_nms_is_static(hpu, outs, metas, cfg):
+    """No host read or dynamic op before the NMS call, one NMS call for the whole batch."""
+    img_shapes, scale_factors = hpu._image_tensors(metas, 'cpu', True)
+    _, counts = count_host_reads(lambda: hpu.get_bboxes_pre_nms(
+        *outs, img_shapes, scale_factors, cfg.score_thr, cfg.nms_pre))
+    assert counts == dict(scalar=0, bulk=0, dynamic=0)

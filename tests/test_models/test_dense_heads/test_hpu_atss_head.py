@@ -10,13 +10,16 @@ from dense_head_cases import (
     NUM_CLASSES,
     SCENARIOS,
     STRIDES,
+    assert_detections_equal_stock,
     assert_losses_close,
+    assert_pre_nms_is_static,
     count_host_reads,
     featmap_sizes,
     img_metas,
     make_gt,
     random_head_outputs,
     total,
+    varied_metas,
 )
 from mmdet.models.builder import build_head
 
@@ -209,3 +212,21 @@ def test_refuses_options_it_cannot_make_static(option, value, match):
     cfg[option] = value
     with pytest.raises((TypeError, ValueError), match=match):
         build_head(cfg)
+
+
+@pytest.mark.parametrize('variant', list(VARIANTS))
+@pytest.mark.parametrize('rescale', [False, True])
+@pytest.mark.parametrize('cls_mean,nms_pre', [(-2.0, 1000), (0.0, 1000), (0.0, 40)])
+def test_get_bboxes_equal_stock(variant, rescale, cls_mean, nms_pre):
+    stock, hpu = build_heads(variant)
+    stock.eval(), hpu.eval()
+    outs = random_head_outputs(3, seed=5, cls_mean=cls_mean, num_priors=hpu.num_base_priors)
+    cfg = mmcv.Config(dict(HEAD_CFG['test_cfg'].to_dict(), nms_pre=nms_pre))
+    num_dets = assert_detections_equal_stock(stock, hpu, outs, varied_metas(3), rescale, cfg)
+    assert num_dets > 0
+
+
+def test_pre_nms_inference_is_static():
+    _, hpu = build_heads()
+    outs = random_head_outputs(3, seed=6)
+    assert_pre_nms_is_static(hpu, outs, varied_metas(3), hpu.test_cfg)

@@ -8,19 +8,22 @@ from dense_head_cases import (
     NUM_CLASSES,
     SCENARIOS,
     STRIDES,
+    assert_detections_equal_stock,
     assert_losses_close,
+    assert_pre_nms_is_static,
     count_host_reads,
     featmap_sizes,
     img_metas,
     make_gt,
     random_head_outputs,
     total,
+    varied_metas,
 )
 from mmdet.models.builder import build_head
 
 import mmdet_hpu  # noqa: F401  (registers HPUFCOSHead)
 from mmdet_hpu.models.dense_heads.hpu_fcos_head import level_major
-from mmdet_hpu.models.utils import pad_gt_list
+from mmdet_hpu.models.utils import pad_gt_list, static_postprocess
 
 LOSS_KEYS = ('loss_cls', 'loss_bbox', 'loss_centerness')
 HEAD_CFG = dict(
@@ -193,3 +196,40 @@ def test_too_many_boxes_names_the_config_key():
     outs = random_head_outputs(2, seed=0)
     with pytest.raises(ValueError, match='model.bbox_head.max_num_gt'):
         hpu.loss(*outs, gt_bboxes, gt_labels, img_metas(2))
+
+
+@pytest.mark.parametrize('variant', list(VARIANTS))
+@pytest.mark.parametrize('rescale', [False, True])
+@pytest.mark.parametrize('cls_mean,nms_pre', [(-2.0, 1000), (0.0, 1000), (0.0, 40)])
+def test_get_bboxes_equal_stock(variant, rescale, cls_mean, nms_pre):
+    stock, hpu = build_heads(variant)
+    stock.eval(), hpu.eval()
+    outs = random_head_outputs(3, seed=5, cls_mean=cls_mean)
+    outs[1][:] = [t.exp() * 8 for t in outs[1]]
+    cfg = mmcv.Config(dict(HEAD_CFG['test_cfg'].to_dict(), nms_pre=nms_pre))
+    num_dets = assert_detections_equal_stock(stock, hpu, outs, varied_metas(3), rescale, cfg)
+    assert num_dets > 0
+
+
+def test_pre_nms_inference_is_static_and_nms_is_called_once(monkeypatch):
+    _, hpu = build_heads()
+    outs = random_head_outputs(3, seed=6)
+    assert_pre_nms_is_static(hpu, outs, varied_metas(3), hpu.test_cfg)
+    calls = []
+    real_nms = static_postprocess.nms
+    monkeypatch.setattr(static_postprocess, 'nms',
+                        lambda *args: calls.append(1) or real_nms(*args))
+    dets, labels, num_dets = hpu.get_bboxes_static(*outs, img_metas=varied_metas(3))
+    assert len(calls) == 1
+    assert dets.shape == (3, 100, 5) and labels.shape == (3, 100) and num_dets.shape == (3, )
+
+
+def test_pre_nms_inference_has_no_graph_break():
+    torch._dynamo.reset()
+    _, hpu = build_heads()
+    outs = random_head_outputs(2, seed=17)
+    img_shapes, scale_factors = hpu._image_tensors(varied_metas(2), 'cpu', True)
+    explanation = torch._dynamo.explain(hpu.get_bboxes_pre_nms)(
+        *outs, img_shapes, scale_factors, 0.05, 1000)
+    assert explanation.graph_count >= 1
+    assert explanation.graph_break_count == 0, explanation.break_reasons
