@@ -1,4 +1,5 @@
 """ATSS head with fixed-shape (static) training targets and batched static inference."""
+import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -22,8 +23,6 @@ from ..utils.static_losses import (
 )
 from .hpu_fcos_head import check_max_num_gt
 
-_MAX_CACHED_FLAGS = 64
-
 
 @HEADS.register_module()
 class HPUATSSHead(StaticDenseInferenceMixin, ATSSHead):
@@ -40,8 +39,9 @@ class HPUATSSHead(StaticDenseInferenceMixin, ATSSHead):
     stock ``ATSSHead.loss`` per level (up to float summation order).
 
     Anchors stock drops (``valid_flags`` of the padded shape, ``train_cfg.allowed_border``) are
-    computed on the host from the image metas, cached per shape, and masked (weight 0, never a
-    candidate while a valid anchor is left on the level).
+    masked (weight 0, never a candidate while a valid anchor is left on the level); with a fixed
+    canvas and ``allowed_border=-1`` (the COCO recipe) there are none and the assignment is
+    bitwise stock's.
 
     Ground truth: stock per-image lists (padded here to the bucket of the largest image) or
     padded ground truth with ``gt_valid`` (``HPUPadGT``). Padding rows never become positives.
@@ -73,7 +73,6 @@ class HPUATSSHead(StaticDenseInferenceMixin, ATSSHead):
         if self.train_cfg:
             self._check_assigner(name)
         self._anchor_cache: Dict[tuple, dict] = {}
-        self._flag_cache: Dict[tuple, Optional[torch.Tensor]] = {}
 
     def _check_assigner(self, name: str) -> None:
         assigner = self.assigner
@@ -91,43 +90,43 @@ class HPUATSSHead(StaticDenseInferenceMixin, ATSSHead):
 
     # ------------------------------------------------------------------ anchors
     def _anchors(self, featmap_sizes: Sequence[Tuple[int, int]], device) -> dict:
-        """Anchors per level and concatenated, cached per (sizes, device)."""
+        """Anchors per level and concatenated, cached per (sizes, device) in eager mode."""
         sizes = tuple((int(h), int(w)) for h, w in featmap_sizes)
         key = (sizes, str(device))
-        cached = self._anchor_cache.get(key)
+        # Under torch.compile the anchors are traced instead (see HPUFCOSHead._points).
+        compiling = torch.compiler.is_compiling()
+        cached = None if compiling else self._anchor_cache.get(key)
         if cached is None:
             mlvl = self.prior_generator.grid_priors(sizes, device=device)
             cached = dict(mlvl_anchors=mlvl, anchors=torch.cat(mlvl),
                           num_level_anchors=[a.shape[0] for a in mlvl])
-            self._anchor_cache[key] = cached
+            if not compiling:
+                self._anchor_cache[key] = cached
         return cached
 
     def _anchor_valid(self, featmap_sizes, img_metas, device) -> Optional[torch.Tensor]:
         """(B, A) bool of the anchors stock keeps, or None when it keeps them all.
 
-        Computed on the host (CPU) from the metas with stock's ``valid_flags`` and
-        ``anchor_inside_flags``, cached per shape key: no device read.
+        With ``train_cfg.allowed_border < 0`` stock keeps the anchors of the valid feature-map
+        region of ``pad_shape``; whether that is all of them is decided from the shapes in
+        Python (no tensor is read). Otherwise the mask is built on the device with stock's
+        ``valid_flags`` and ``anchor_inside_flags`` (comparisons with Python numbers from the
+        metas: static, no host read).
         """
-        sizes = tuple((int(h), int(w)) for h, w in featmap_sizes)
+        sizes = [(int(h), int(w)) for h, w in featmap_sizes]
         border = self.train_cfg.allowed_border
-        keys = tuple((tuple(meta['pad_shape'][:2]),
-                      tuple(meta['img_shape'][:2]) if border >= 0 else None)
-                     for meta in img_metas)
-        key = (sizes, keys, border, str(device))
-        if key in self._flag_cache:
-            return self._flag_cache[key]
-        anchors = self._anchors(sizes, 'cpu')['anchors']
+        strides = self.prior_generator.strides
+        if border < 0 and all(
+                math.ceil(meta['pad_shape'][0] / stride[1]) >= h
+                and math.ceil(meta['pad_shape'][1] / stride[0]) >= w
+                for meta in img_metas for (h, w), stride in zip(sizes, strides)):
+            return None
+        anchors = self._anchors(sizes, device)['anchors']
         flags = []
         for meta in img_metas:
-            valid = torch.cat(self.prior_generator.valid_flags(sizes, meta['pad_shape'], 'cpu'))
+            valid = torch.cat(self.prior_generator.valid_flags(sizes, meta['pad_shape'], device))
             flags.append(anchor_inside_flags(anchors, valid, meta['img_shape'][:2], border))
-        flags = torch.stack(flags)
-        # Host (CPU) tensors built from metadata: reading them is no device sync.
-        result = None if bool(flags.all()) else flags.to(device)
-        if len(self._flag_cache) >= _MAX_CACHED_FLAGS:
-            self._flag_cache.clear()
-        self._flag_cache[key] = result
-        return result
+        return torch.stack(flags)
 
     # ---------------------------------------------------------------- training
     def forward_train(self, x, img_metas, gt_bboxes, gt_labels=None, gt_bboxes_ignore=None,

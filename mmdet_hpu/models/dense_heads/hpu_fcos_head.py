@@ -84,7 +84,7 @@ class HPUFCOSHead(StaticDenseInferenceMixin, FCOSHead):
         self._point_cache: Dict[tuple, dict] = {}
 
     def _points(self, featmap_sizes: Sequence[Tuple[int, int]], device) -> dict:
-        """Points and per-point level constants, cached per (sizes, device).
+        """Points and per-point level constants, cached per (sizes, device) in eager mode.
 
         Returns:
             dict: ``mlvl_points`` (per level (A_l, 2)), ``points`` (A, 2), ``regress_ranges``
@@ -93,7 +93,10 @@ class HPUFCOSHead(StaticDenseInferenceMixin, FCOSHead):
         """
         sizes = tuple((int(h), int(w)) for h, w in featmap_sizes)
         key = (sizes, str(device))
-        cached = self._point_cache.get(key)
+        # Under torch.compile the constants are traced instead: a cache filled inside the
+        # traced code would change the guards and cost a second compilation.
+        compiling = torch.compiler.is_compiling()
+        cached = None if compiling else self._point_cache.get(key)
         if cached is not None:
             return cached
         mlvl_points = self.prior_generator.grid_priors(sizes, dtype=torch.float32, device=device)
@@ -110,7 +113,8 @@ class HPUFCOSHead(StaticDenseInferenceMixin, FCOSHead):
                       regress_ranges=per_point(ranges),
                       radii=per_point([s * self.center_sample_radius for s in strides]),
                       strides=per_point(strides), num_level_points=num_level_points)
-        self._point_cache[key] = cached
+        if not compiling:
+            self._point_cache[key] = cached
         return cached
 
     # ---------------------------------------------------------------- training
