@@ -1,0 +1,11 @@
+# mmdet's 1x schedule (12 epochs, steps at 8 and 11) on the HPU runner.
+optimizer = dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=0.0001)
+# A stock OptimizerHook config: the HPU runner upgrades it to HPUOptimizerHook.
+optimizer_config = dict(grad_clip=None)
+lr_config = dict(
+    policy='step',
+    warmup='linear',
+    warmup_iters=500,
+    warmup_ratio=0.001,
+    step=[8, 11])
+runner = dict(type='HPUEpochBasedRunner', max_epochs=12)
