@@ -37,6 +37,12 @@ def select_level_candidates(scores: torch.Tensor, score_thr: float, nms_pre: int
                             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``filter_scores_and_topk`` of a whole batch with fixed shapes.
 
+    The K best (prior, class) pairs all belong to the K priors of highest best-class score (a
+    prior outside them has K priors, hence K pairs, above its best pair), so when K < A_l those
+    priors are picked first (a top-k over A_l maxima instead of A_l * C pairs) and the pairs
+    are ranked among their K * C pairs only. The result is the same set as a top-k over all
+    pairs unless best-class scores tie at the K-th prior.
+
     Args:
         scores (Tensor): (B, A_l, C) class probabilities of one level.
         score_thr (float): A pair needs ``score > score_thr``.
@@ -47,17 +53,22 @@ def select_level_candidates(scores: torch.Tensor, score_thr: float, nms_pre: int
         labels (B, K) and valid (B, K) bool (False where fewer than K pairs pass).
     """
     num_imgs, num_priors, num_classes = scores.shape
-    valid = (scores > score_thr).reshape(num_imgs, -1)
-    flat = scores.reshape(num_imgs, -1)
-    # Probabilities lie in [0, 1]: -1 ranks every filtered-out pair below every valid one.
-    masked = torch.where(valid, flat, torch.full_like(flat, -1.0))
     num_pairs = num_priors * num_classes
     k = num_pairs if nms_pre <= 0 else min(nms_pre, num_pairs)
+    prior_inds = None
+    if k < num_priors:
+        _, prior_inds = scores.amax(dim=2).topk(k, dim=1)  # (B, K)
+        scores = gather_rows(scores, prior_inds)  # (B, K, C)
+    flat = scores.reshape(num_imgs, -1)
+    valid = flat > score_thr
+    # Probabilities lie in [0, 1]: -1 ranks every filtered-out pair below every valid one.
+    masked = torch.where(valid, flat, torch.full_like(flat, -1.0))
     _, top_inds = masked.topk(k, dim=1)
-    prior_inds = torch.div(top_inds, num_classes, rounding_mode='floor')
-    labels = top_inds - prior_inds * num_classes
-    return (torch.gather(flat, 1, top_inds), prior_inds, labels,
-            torch.gather(valid, 1, top_inds))
+    rows = torch.div(top_inds, num_classes, rounding_mode='floor')
+    labels = top_inds - rows * num_classes
+    if prior_inds is not None:
+        rows = torch.gather(prior_inds, 1, rows)
+    return (torch.gather(flat, 1, top_inds), rows, labels, torch.gather(valid, 1, top_inds))
 
 
 def gather_rows(values: torch.Tensor, inds: torch.Tensor) -> torch.Tensor:
@@ -85,7 +96,9 @@ class StaticDenseInferenceMixin:
     of every image, the (prior, class) pairs with ``score > score_thr`` number at most
     ``nms_pre`` or the ``nms_pre``-th and next score differ (stock sorts, this takes a top-k: the
     same set unless scores tie at the cut), and no two candidates of one image tie in final score
-    (stock's and this NMS visit equal scores in unspecified order). ``nms_pre <= 0`` keeps every
+    (stock's and this NMS visit equal scores in unspecified order); with ``nms_pre`` below the
+    level's prior count, also no tie of best-class scores at the ``nms_pre``-th prior (see
+    :func:`select_level_candidates`). ``nms_pre <= 0`` keeps every
     pair (stock's ``filter_scores_and_topk`` with ``nms_pre=-1`` drops the last one).
     """
 
