@@ -229,3 +229,19 @@ def test_pre_nms_inference_is_static():
     _, hpu = build_heads()
     outs = random_head_outputs(3, seed=6)
     assert_pre_nms_is_static(hpu, outs, varied_metas(3), hpu.test_cfg)
+
+
+def test_normalisers_go_through_reduce_mean_as_device_tensors(monkeypatch):
+    from mmdet_hpu.models.dense_heads import hpu_atss_head
+    seen = []
+
+    def recording_reduce_mean(tensor):
+        seen.append(tensor)
+        return tensor
+
+    monkeypatch.setattr(hpu_atss_head, 'reduce_mean', recording_reduce_mean)
+    _, hpu = build_heads()
+    gt_bboxes, gt_labels = make_gt('many', seed=1)
+    hpu.loss(*random_head_outputs(2, seed=1), gt_bboxes, gt_labels, img_metas(2))
+    assert len(seen) == 2  # num_total_samples and the centerness sum, as stock
+    assert all(torch.is_tensor(t) and t.dim() == 0 for t in seen)

@@ -233,3 +233,19 @@ def test_pre_nms_inference_has_no_graph_break():
         *outs, img_shapes, scale_factors, 0.05, 1000)
     assert explanation.graph_count >= 1
     assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+def test_normalisers_go_through_reduce_mean_as_device_tensors(monkeypatch):
+    from mmdet_hpu.models.dense_heads import hpu_fcos_head
+    seen = []
+
+    def recording_reduce_mean(tensor):
+        seen.append(tensor)
+        return tensor
+
+    monkeypatch.setattr(hpu_fcos_head, 'reduce_mean', recording_reduce_mean)
+    _, hpu = build_heads()
+    gt_bboxes, gt_labels = make_gt('many', seed=1)
+    hpu.loss(*random_head_outputs(2, seed=1), gt_bboxes, gt_labels, img_metas(2))
+    assert len(seen) == 2  # num_pos and the centerness sum, as stock
+    assert all(torch.is_tensor(t) and t.dim() == 0 for t in seen)

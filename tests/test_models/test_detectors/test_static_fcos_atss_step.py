@@ -138,3 +138,23 @@ def test_compiled_training_step_has_one_graph_per_gt_bucket(name):
         assert torch.isfinite(loss)
     assert len(buckets) >= 3
     assert len(graphs) <= len(buckets), (len(graphs), sorted(buckets))
+
+
+@pytest.mark.parametrize('name', list(CONFIGS))
+def test_simple_test_equals_stock(name):
+    stock, static = build_pair(name)
+    for model in (stock, static):
+        model.eval()
+        model.bbox_head.test_cfg.score_thr = 0.005  # a fresh head scores ~0.01
+    img = torch.randn(2, 3, IMG, IMG, generator=torch.Generator().manual_seed(3))
+    img_metas = metas(2)
+    img_metas[1]['scale_factor'] = np.array([0.5, 0.5, 0.5, 0.5], dtype=np.float32)
+    with torch.no_grad():
+        expected = stock.simple_test(img, img_metas, rescale=True)
+        actual = static.simple_test(img, img_metas, rescale=True)
+    num_dets = 0
+    for exp_img, act_img in zip(expected, actual):
+        for exp, act in zip(exp_img, act_img):
+            np.testing.assert_allclose(act, exp, rtol=1e-4, atol=1e-4)
+            num_dets += len(exp)
+    assert num_dets > 0
