@@ -27,7 +27,7 @@ import torch
 from mmdet.models.builder import build_head
 
 import mmdet_hpu  # noqa: F401  (registers the HPU heads)
-from mmdet_hpu.models.utils import pad_gt_list
+from mmdet_hpu.models.utils import gt_bucket, pad_gt_list
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = {
@@ -130,7 +130,8 @@ def main():
         img_metas = metas(args.batch_size, args.img_size)
         outs = head_outputs(hpu, args.batch_size, args.img_size, crowded=False)
         boxes, labels = ground_truth(args.batch_size, args.img_size, hpu.num_classes)
-        padded = pad_gt_list(boxes, labels, hpu.max_num_gt, num_rows=32)
+        padded = pad_gt_list(boxes, labels, hpu.max_num_gt,
+                             num_rows=gt_bucket(max(map(len, boxes)), hpu.max_num_gt))
         cases = [('targets+loss+backward',
                   train_fn(stock, outs, (boxes, labels), img_metas, {}),
                   train_fn(hpu, outs, padded[:2], img_metas, dict(gt_valid=padded[2])))]

@@ -185,6 +185,7 @@ def test_stock_loss_does_sync():
     assert counts['scalar'] > 0 and counts['dynamic'] > 0
 
 
+@pytest.mark.slow
 def test_loss_has_no_graph_break():
     torch._dynamo.reset()
     _, hpu = build_heads()
