@@ -73,6 +73,7 @@ class HPUATSSHead(StaticDenseInferenceMixin, ATSSHead):
         if self.train_cfg:
             self._check_assigner(name)
         self._anchor_cache: Dict[tuple, dict] = {}
+        self._check_test_cfg()
 
     def _check_assigner(self, name: str) -> None:
         assigner = self.assigner

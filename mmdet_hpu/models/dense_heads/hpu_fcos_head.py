@@ -82,6 +82,7 @@ class HPUFCOSHead(StaticDenseInferenceMixin, FCOSHead):
             raise TypeError("HPUFCOSHead: bbox_coder must be 'DistancePointBBoxCoder', got "
                             f'{type(self.bbox_coder).__name__}; use the stock FCOSHead')
         self._point_cache: Dict[tuple, dict] = {}
+        self._check_test_cfg()
 
     def _points(self, featmap_sizes: Sequence[Tuple[int, int]], device) -> dict:
         """Points and per-point level constants, cached per (sizes, device) in eager mode.

@@ -102,6 +102,11 @@ class StaticDenseInferenceMixin:
     pair (stock's ``filter_scores_and_topk`` with ``nms_pre=-1`` drops the last one).
     """
 
+    def _check_test_cfg(self) -> None:
+        """Refuse, at build time, a ``test_cfg.nms`` the static inference cannot run."""
+        if self.test_cfg and 'nms' in self.test_cfg:
+            parse_nms_cfg(self.test_cfg['nms'], type(self).__name__)
+
     def _image_tensors(self, img_metas, device, rescale: bool
                        ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """(B, 2) image shapes (h, w) and (B, 1, 4) scale factors (or None) from the metas."""

@@ -249,3 +249,11 @@ def test_normalisers_go_through_reduce_mean_as_device_tensors(monkeypatch):
     hpu.loss(*random_head_outputs(2, seed=1), gt_bboxes, gt_labels, img_metas(2))
     assert len(seen) == 2  # num_pos and the centerness sum, as stock
     assert all(torch.is_tensor(t) and t.dim() == 0 for t in seen)
+
+
+def test_refuses_soft_nms_at_build_time():
+    cfg = dict(copy.deepcopy(HEAD_CFG), type='HPUFCOSHead')
+    cfg['test_cfg'] = mmcv.Config(dict(cfg['test_cfg'].to_dict(),
+                                       nms=dict(type='soft_nms', iou_threshold=0.5)))
+    with pytest.raises(NotImplementedError, match='test_cfg.nms.type'):
+        build_head(cfg)
