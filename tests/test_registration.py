@@ -16,6 +16,8 @@ def _registries():
 
 EXPECTED = [
     ('HEADS', 'HPUYOLOV3Head', 'mmdet_hpu.models.dense_heads.hpu_yolo_head'),
+    ('HEADS', 'HPUFCOSHead', 'mmdet_hpu.models.dense_heads.hpu_fcos_head'),
+    ('HEADS', 'HPUATSSHead', 'mmdet_hpu.models.dense_heads.hpu_atss_head'),
     ('DETECTORS', 'HPUYOLOV3', 'mmdet_hpu.models.detectors.hpu_yolo'),
     ('PIPELINES', 'HPUPadGT', 'mmdet_hpu.datasets.pipelines.pad_gt'),
     ('MODULE_WRAPPERS', 'HPUDataParallel', 'mmdet_hpu.parallel.data_parallel'),

@@ -1,0 +1,259 @@
+"""HPUFCOSHead against stock FCOSHead: targets, losses, gradients, detections, static-ness."""
+import copy
+
+import mmcv
+import pytest
+import torch
+from dense_head_cases import (
+    NUM_CLASSES,
+    SCENARIOS,
+    STRIDES,
+    assert_detections_equal_stock,
+    assert_losses_close,
+    assert_pre_nms_is_static,
+    count_host_reads,
+    featmap_sizes,
+    img_metas,
+    make_gt,
+    random_head_outputs,
+    total,
+    varied_metas,
+)
+from mmdet.models.builder import build_head
+
+import mmdet_hpu  # noqa: F401  (registers HPUFCOSHead)
+from mmdet_hpu.models.dense_heads.hpu_fcos_head import level_major
+from mmdet_hpu.models.utils import pad_gt_list, static_postprocess
+
+LOSS_KEYS = ('loss_cls', 'loss_bbox', 'loss_centerness')
+HEAD_CFG = dict(
+    type='FCOSHead', num_classes=NUM_CLASSES, in_channels=8, feat_channels=8, stacked_convs=1,
+    strides=STRIDES, regress_ranges=((-1, 32), (32, 64), (64, 1e8)),
+    norm_cfg=None,
+    loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
+    loss_bbox=dict(type='IoULoss', loss_weight=1.0),
+    loss_centerness=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
+    test_cfg=mmcv.Config(dict(nms_pre=1000, min_bbox_size=0, score_thr=0.05,
+                              nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)))
+VARIANTS = {
+    'plain': {},
+    'giou_center_norm': dict(center_sampling=True, center_sample_radius=1.5, norm_on_bbox=True,
+                             centerness_on_reg=True,
+                             loss_bbox=dict(type='GIoULoss', loss_weight=1.0)),
+}
+
+
+def build_heads(variant='plain', **overrides):
+    """Stock FCOSHead and HPUFCOSHead with identical weights and config."""
+    cfg = copy.deepcopy(HEAD_CFG)
+    cfg.update(copy.deepcopy(VARIANTS[variant]))
+    cfg.update(overrides)
+    torch.manual_seed(0)
+    stock = build_head(cfg)
+    hpu = build_head(dict(cfg, type='HPUFCOSHead', max_num_gt=128))
+    hpu.load_state_dict(stock.state_dict(), strict=True)
+    return stock, hpu
+
+
+def stock_targets(stock, gt_bboxes, gt_labels):
+    points = stock.prior_generator.grid_priors(featmap_sizes(), dtype=torch.float32,
+                                               device='cpu')
+    labels, targets = stock.get_targets(points, gt_bboxes, gt_labels)
+    return torch.cat(labels), torch.cat(targets)
+
+
+@pytest.mark.parametrize('variant', list(VARIANTS))
+@pytest.mark.parametrize('kind', SCENARIOS)
+def test_static_targets_equal_stock(kind, variant):
+    stock, hpu = build_heads(variant)
+    gt_bboxes, gt_labels = make_gt(kind, seed=SCENARIOS.index(kind))
+    exp_labels, exp_targets = stock_targets(stock, gt_bboxes, gt_labels)
+    boxes, labels, valid = pad_gt_list(gt_bboxes, gt_labels, 128)
+    act_labels, act_targets = hpu.get_static_targets(featmap_sizes(), boxes, labels, valid)
+    num_points = act_labels.shape[1]
+    # Stock's order is level-major: (level, image, point).
+    sizes = [h * w for h, w in featmap_sizes()]
+    assert act_labels.shape == (len(gt_bboxes), num_points)
+    act_labels = level_major(act_labels, sizes)
+    act_targets = level_major(act_targets, sizes)
+    assert torch.equal(act_labels, exp_labels)
+    positive = exp_labels < NUM_CLASSES
+    assert torch.equal(act_targets[positive], exp_targets[positive])
+    if kind != 'zero':
+        assert positive.any(), 'scenario has no positive point'
+
+
+def test_padding_rows_never_become_positive():
+    _, hpu = build_heads()
+    box = torch.tensor([[[10.0, 10.0, 60.0, 60.0], [0.0, 0.0, 128.0, 96.0]]])
+    labels = torch.tensor([[1, 2]])
+    valid = torch.tensor([[True, False]])
+    point_labels, _ = hpu.get_static_targets(featmap_sizes(), box, labels, valid)
+    assert set(point_labels.unique().tolist()) == {1, NUM_CLASSES}
+
+
+def test_min_area_first_index_wins_ties():
+    _, hpu = build_heads()
+    box = torch.tensor([[20.0, 20.0, 52.0, 52.0]])
+    boxes, labels, valid = pad_gt_list([torch.cat([box, box])], [torch.tensor([3, 1])], 8)
+    point_labels, _ = hpu.get_static_targets(featmap_sizes(), boxes, labels, valid)
+    assert (point_labels == 3).any() and not (point_labels == 1).any()
+
+
+def run_losses(head, outs, gt_bboxes, gt_labels, num_imgs, **extra):
+    leaves = [[t.clone().requires_grad_() for t in level] for level in outs]
+    losses = head.loss(*leaves, gt_bboxes, gt_labels, img_metas(num_imgs), **extra)
+    total(losses).backward()
+    return losses, [t.grad for level in leaves for t in level]
+
+
+@pytest.mark.parametrize('variant', list(VARIANTS))
+@pytest.mark.parametrize('kind', SCENARIOS)
+def test_loss_and_grad_equal_stock(kind, variant):
+    stock, hpu = build_heads(variant)
+    gt_bboxes, gt_labels = make_gt(kind, seed=10 + SCENARIOS.index(kind))
+    num_imgs = len(gt_bboxes)
+    outs = random_head_outputs(num_imgs, seed=2)
+    if VARIANTS[variant].get('norm_on_bbox'):
+        outs[1][:] = [t.abs() for t in outs[1]]  # clamp(min=0) outputs in training
+    else:
+        outs[1][:] = [t.exp() for t in outs[1]]
+    expected, exp_grads = run_losses(stock, outs, gt_bboxes, gt_labels, num_imgs)
+    actual, act_grads = run_losses(hpu, outs, gt_bboxes, gt_labels, num_imgs)
+    assert_losses_close(expected, actual, LOSS_KEYS)
+    for exp, act in zip(exp_grads, act_grads):
+        exp = torch.zeros_like(act) if exp is None else exp
+        torch.testing.assert_close(act, exp, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('as_lists', [False, True])
+def test_loss_accepts_padded_gt(as_lists):
+    stock, hpu = build_heads('giou_center_norm')
+    gt_bboxes, gt_labels = make_gt('mixed', seed=3)
+    outs = random_head_outputs(len(gt_bboxes), seed=4)
+    metas = img_metas(len(gt_bboxes))
+    expected = stock.loss(*outs, gt_bboxes, gt_labels, metas)
+    boxes, labels, valid = pad_gt_list(gt_bboxes, gt_labels, 32)
+    if as_lists:  # what DefaultFormatBundle + collate deliver with HPUPadGT: (B, 1, G) masks
+        boxes, labels, valid = list(boxes), list(labels), valid[:, None].to(torch.uint8)
+    actual = hpu.loss(*outs, boxes, labels, metas, gt_valid=valid)
+    assert_losses_close(expected, actual, LOSS_KEYS)
+
+
+@pytest.mark.parametrize('padded', [False, True])
+def test_loss_and_backward_have_no_host_sync_or_dynamic_op(padded):
+    _, hpu = build_heads('giou_center_norm')
+    gt_bboxes, gt_labels = make_gt('mixed', seed=12)
+    extra = {}
+    if padded:
+        gt_bboxes, gt_labels, valid = pad_gt_list(gt_bboxes, gt_labels, 32)
+        extra = dict(gt_valid=valid)
+    outs = random_head_outputs(len(gt_bboxes), seed=13)
+    run_losses(hpu, outs, gt_bboxes, gt_labels, len(outs[0][0]), **extra)  # warm the cache
+    (losses, _), counts = count_host_reads(
+        lambda: run_losses(hpu, outs, gt_bboxes, gt_labels, len(outs[0][0]), **extra))
+    assert counts == dict(scalar=0, bulk=0, dynamic=0)
+    assert total(losses) > 0
+
+
+def test_stock_loss_does_sync():
+    # The counter used above sees the stock head's host reads.
+    stock, _ = build_heads()
+    gt_bboxes, gt_labels = make_gt('one', seed=1)
+    outs = random_head_outputs(2, seed=1)
+    _, counts = count_host_reads(lambda: stock.loss(*outs, gt_bboxes, gt_labels, img_metas(2)))
+    assert counts['scalar'] > 0 and counts['dynamic'] > 0
+
+
+def test_loss_has_no_graph_break():
+    torch._dynamo.reset()
+    _, hpu = build_heads('giou_center_norm')
+    boxes, labels, valid = pad_gt_list(*make_gt('mixed', seed=15), 32)
+    outs = random_head_outputs(4, seed=16)
+    explanation = torch._dynamo.explain(hpu.loss)(*outs, boxes, labels, img_metas(4),
+                                                  gt_valid=valid)
+    assert explanation.graph_count >= 1
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+@pytest.mark.parametrize('option,value,match', [
+    ('loss_cls', dict(type='CrossEntropyLoss', use_sigmoid=True), 'loss_cls'),
+    ('loss_bbox', dict(type='L1Loss'), 'loss_bbox'),
+    ('loss_centerness', dict(type='FocalLoss'), 'loss_centerness'),
+    ('max_num_gt', 0, 'max_num_gt'),
+])
+def test_refuses_options_it_cannot_make_static(option, value, match):
+    cfg = dict(copy.deepcopy(HEAD_CFG), type='HPUFCOSHead')
+    cfg[option] = value
+    with pytest.raises((TypeError, ValueError), match=match):
+        build_head(cfg)
+
+
+def test_too_many_boxes_names_the_config_key():
+    _, hpu = build_heads()
+    hpu.max_num_gt = 8
+    gt_bboxes, gt_labels = make_gt('many')
+    outs = random_head_outputs(2, seed=0)
+    with pytest.raises(ValueError, match='model.bbox_head.max_num_gt'):
+        hpu.loss(*outs, gt_bboxes, gt_labels, img_metas(2))
+
+
+@pytest.mark.parametrize('variant', list(VARIANTS))
+@pytest.mark.parametrize('rescale', [False, True])
+@pytest.mark.parametrize('cls_mean,nms_pre', [(-2.0, 1000), (0.0, 1000), (0.0, 40)])
+def test_get_bboxes_equal_stock(variant, rescale, cls_mean, nms_pre):
+    stock, hpu = build_heads(variant)
+    stock.eval(), hpu.eval()
+    outs = random_head_outputs(3, seed=5, cls_mean=cls_mean)
+    outs[1][:] = [t.exp() * 8 for t in outs[1]]
+    cfg = mmcv.Config(dict(HEAD_CFG['test_cfg'].to_dict(), nms_pre=nms_pre))
+    num_dets = assert_detections_equal_stock(stock, hpu, outs, varied_metas(3), rescale, cfg)
+    assert num_dets > 0
+
+
+def test_pre_nms_inference_is_static_and_nms_is_called_once(monkeypatch):
+    _, hpu = build_heads()
+    outs = random_head_outputs(3, seed=6)
+    assert_pre_nms_is_static(hpu, outs, varied_metas(3), hpu.test_cfg)
+    calls = []
+    real_nms = static_postprocess.nms
+    monkeypatch.setattr(static_postprocess, 'nms',
+                        lambda *args: calls.append(1) or real_nms(*args))
+    dets, labels, num_dets = hpu.get_bboxes_static(*outs, img_metas=varied_metas(3))
+    assert len(calls) == 1
+    assert dets.shape == (3, 100, 5) and labels.shape == (3, 100) and num_dets.shape == (3, )
+
+
+def test_pre_nms_inference_has_no_graph_break():
+    torch._dynamo.reset()
+    _, hpu = build_heads()
+    outs = random_head_outputs(2, seed=17)
+    img_shapes, scale_factors = hpu._image_tensors(varied_metas(2), 'cpu', True)
+    explanation = torch._dynamo.explain(hpu.get_bboxes_pre_nms)(
+        *outs, img_shapes, scale_factors, 0.05, 1000)
+    assert explanation.graph_count >= 1
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+def test_normalisers_go_through_reduce_mean_as_device_tensors(monkeypatch):
+    from mmdet_hpu.models.dense_heads import hpu_fcos_head
+    seen = []
+
+    def recording_reduce_mean(tensor):
+        seen.append(tensor)
+        return tensor
+
+    monkeypatch.setattr(hpu_fcos_head, 'reduce_mean', recording_reduce_mean)
+    _, hpu = build_heads()
+    gt_bboxes, gt_labels = make_gt('many', seed=1)
+    hpu.loss(*random_head_outputs(2, seed=1), gt_bboxes, gt_labels, img_metas(2))
+    assert len(seen) == 2  # num_pos and the centerness sum, as stock
+    assert all(torch.is_tensor(t) and t.dim() == 0 for t in seen)
+
+
+def test_refuses_soft_nms_at_build_time():
+    cfg = dict(copy.deepcopy(HEAD_CFG), type='HPUFCOSHead')
+    cfg['test_cfg'] = mmcv.Config(dict(cfg['test_cfg'].to_dict(),
+                                       nms=dict(type='soft_nms', iou_threshold=0.5)))
+    with pytest.raises(NotImplementedError, match='test_cfg.nms.type'):
+        build_head(cfg)

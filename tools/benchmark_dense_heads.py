@@ -1,0 +1,153 @@
+#!/usr/bin/env python
+"""Time stock FCOSHead / ATSSHead against HPUFCOSHead / HPUATSSHead in one process.
+
+The heads come from this project's COCO configs (80 classes, 5 levels, strides 8-128) and the
+stock parent is built from the same head dict with the stock type and the same weights. Timed
+(medians over ``--reps`` runs after ``--warmup``):
+
+* ``targets+loss+backward``: ``loss`` (targets included) + backward to the head outputs, for a
+  batch with COCO-like box counts (the HPU side gets them padded as ``HPUPadGT`` does);
+* ``post-processing``: ``get_bboxes(rescale=True)`` of a batch of head outputs like a freshly
+  initialised head's (class logits ~ logit(0.01) + N(0, 0.3)) and of "crowded" ones
+  (class logits ~ N(logit(0.01), 1): thousands of pairs pass ``score_thr``).
+
+Example::
+
+    OMP_NUM_THREADS=1 python tools/benchmark_dense_heads.py --img-size 640 --batch-size 2
+"""
+import argparse
+import math
+import os.path as osp
+import statistics
+import time
+
+import mmcv
+import numpy as np
+import torch
+from mmdet.models.builder import build_head
+
+import mmdet_hpu  # noqa: F401  (registers the HPU heads)
+from mmdet_hpu.models.utils import gt_bucket, pad_gt_list
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = {
+    'fcos': ('configs/fcos/fcos_center-normbbox-centeronreg-giou_r50_caffe_fpn_gn-head_1x_coco.py',
+             'FCOSHead'),
+    'atss': ('configs/atss/atss_r50_fpn_1x_coco.py', 'ATSSHead'),
+}
+COCO_COUNTS = (3, 12, 1, 7, 19, 2, 8, 5)
+
+
+def build_pair(name):
+    """(stock head, HPU head) with the same weights, from this project's config."""
+    path, stock_type = CONFIGS[name]
+    model = mmcv.Config.fromfile(osp.join(REPO, path)).model
+    head_cfg = dict(model.bbox_head, train_cfg=model.train_cfg, test_cfg=model.test_cfg)
+    torch.manual_seed(0)
+    hpu = build_head(head_cfg)
+    stock_cfg = dict(head_cfg, type=stock_type)
+    stock_cfg.pop('max_num_gt')
+    stock = build_head(stock_cfg)
+    stock.load_state_dict(hpu.state_dict(), strict=True)
+    return stock, hpu
+
+
+def head_outputs(head, batch_size, size, crowded, seed=0):
+    """Per-level (cls_scores, bbox_preds, centernesses) with controlled statistics."""
+    gen = torch.Generator().manual_seed(seed)
+    strides = [s[0] for s in head.prior_generator.strides]
+    num_priors = head.num_base_priors
+    prior = math.log(0.01 / 0.99)
+    outs = ([], [], [])
+    for stride in strides:
+        h, w = math.ceil(size / stride), math.ceil(size / stride)
+        cls = torch.randn(batch_size, num_priors * head.cls_out_channels, h, w, generator=gen)
+        outs[0].append(cls * (1.0 if crowded else 0.3) + prior)
+        bbox = torch.randn(batch_size, num_priors * 4, h, w, generator=gen) * 0.3
+        # FCOS outputs distances (after exp / clamp), ATSS deltas.
+        outs[1].append(bbox.exp() * 2.0 if hasattr(head, 'norm_on_bbox') else bbox)
+        outs[2].append(torch.randn(batch_size, num_priors, h, w, generator=gen))
+    return outs
+
+
+def ground_truth(batch_size, size, num_classes, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    boxes, labels = [], []
+    for i in range(batch_size):
+        n = COCO_COUNTS[i % len(COCO_COUNTS)]
+        xy = torch.rand(n, 2, generator=gen) * size * 0.8
+        wh = torch.rand(n, 2, generator=gen) * size * 0.4 + 8
+        boxes.append(torch.cat([xy, (xy + wh).clamp(max=size)], 1))
+        labels.append(torch.randint(0, num_classes, (n, ), generator=gen))
+    return boxes, labels
+
+
+def metas(batch_size, size):
+    shape = (size, size, 3)
+    return [dict(img_shape=shape, pad_shape=shape, ori_shape=shape, batch_input_shape=shape[:2],
+                 scale_factor=np.ones(4, dtype=np.float32)) for _ in range(batch_size)]
+
+
+def median_ms(fn, reps, warmup):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def train_fn(head, outs, gt_args, img_metas, extra):
+    def run():
+        leaves = [[t.clone().requires_grad_() for t in level] for level in outs]
+        losses = head.loss(*leaves, *gt_args, img_metas, **extra)
+        total = sum(sum(v) if isinstance(v, list) else v for v in losses.values())
+        total.backward()
+    return run
+
+
+def post_fn(head, outs, img_metas):
+    def run():
+        head.get_bboxes(*outs, img_metas=img_metas, rescale=True)
+    return run
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
+    parser.add_argument('--heads', nargs='+', default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument('--img-size', type=int, default=640)
+    parser.add_argument('--batch-size', type=int, default=2)
+    parser.add_argument('--reps', type=int, default=10)
+    parser.add_argument('--warmup', type=int, default=2)
+    args = parser.parse_args()
+    print(f'torch {torch.__version__}, threads {torch.get_num_threads()}, '
+          f'batch {args.batch_size} at {args.img_size} px, medians of {args.reps}')
+    print(f"{'head':6} {'case':24} {'stock ms':>10} {'HPU ms':>10} {'speed-up':>9}")
+    for name in args.heads:
+        stock, hpu = build_pair(name)
+        img_metas = metas(args.batch_size, args.img_size)
+        outs = head_outputs(hpu, args.batch_size, args.img_size, crowded=False)
+        boxes, labels = ground_truth(args.batch_size, args.img_size, hpu.num_classes)
+        padded = pad_gt_list(boxes, labels, hpu.max_num_gt,
+                             num_rows=gt_bucket(max(map(len, boxes)), hpu.max_num_gt))
+        cases = [('targets+loss+backward',
+                  train_fn(stock, outs, (boxes, labels), img_metas, {}),
+                  train_fn(hpu, outs, padded[:2], img_metas, dict(gt_valid=padded[2])))]
+        for kind in ('fresh', 'crowded'):
+            post = head_outputs(hpu, args.batch_size, args.img_size, crowded=kind == 'crowded')
+            stock.eval(), hpu.eval()
+            cases.append((f'post-processing {kind}', post_fn(stock, post, img_metas),
+                          post_fn(hpu, post, img_metas)))
+        for case, stock_fn, hpu_fn in cases:
+            grad = torch.enable_grad() if case.startswith('targets') else torch.no_grad()
+            with grad:
+                stock_ms = median_ms(stock_fn, args.reps, args.warmup)
+                hpu_ms = median_ms(hpu_fn, args.reps, args.warmup)
+            print(f'{name:6} {case:24} {stock_ms:10.1f} {hpu_ms:10.1f} '
+                  f'{stock_ms / hpu_ms:8.2f}x')
+
+
+if __name__ == '__main__':
+    main()
