@@ -109,4 +109,4 @@ lr_config = dict(
     warmup_iters=500,
     warmup_ratio=1.0 / 3,
     step=[8, 11])
-runner = dict(type='HPUEpochBasedRunner', max_epochs=12)
+runner = dict(type='EpochBasedRunner', max_epochs=12)
