@@ -41,7 +41,8 @@ def _parse_nms_cfg(nms_cfg: dict) -> Tuple[float, bool]:
     """
     nms_type = nms_cfg.get('type', 'nms')
     if nms_type != 'nms':
-        raise NotImplementedError(f'static post-processing supports nms type "nms" only, got {nms_type}')
+        raise NotImplementedError(
+            f'static post-processing supports nms type "nms" only, got {nms_type}')
     iou_threshold = nms_cfg.get('iou_threshold', nms_cfg.get('iou_thr'))
     if iou_threshold is None:
         raise ValueError('test_cfg.nms needs iou_threshold')
