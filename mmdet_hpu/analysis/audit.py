@@ -40,7 +40,7 @@ from mmdet.models.detectors.base import BaseDetector
 from mmdet_hpu.runner.base import upgrade_optimizer_config
 from mmdet_hpu.runner.log_buffer import DeviceLogBuffer
 
-from . import synthetic
+from . import compile_count, synthetic
 from .op_audit import KINDS, OpAudit, total_counts
 
 TRAIN_PHASES = ('forward', 'targets+loss', 'backward', 'optimizer')
@@ -62,11 +62,13 @@ class AuditSettings(types.SimpleNamespace):
         seed (int): Seed of weights and data.
         top (int): Offending call sites listed per side.
         checkpoint (str | None): Weights to load (default: freshly initialised).
+        compile_batches (int): Training batches of the compiled-graph count (0: skip it).
     """
 
     def __init__(self, **kwargs):
         defaults = dict(batch_size=None, test_batch_size=None, img_size=None, num_gt=None,
-                        device='cpu', explain=True, seed=0, top=5, checkpoint=None)
+                        device='cpu', explain=True, seed=0, top=5, checkpoint=None,
+                        compile_batches=0)
         unknown = set(kwargs) - set(defaults)
         if unknown:
             raise TypeError(f'unknown audit settings: {sorted(unknown)}')
@@ -337,7 +339,11 @@ def run_audit(cfg: mmcv.Config, settings: Optional[AuditSettings] = None,
     sides = {}
     for name, model in zip(SIDES, (configured, stock)):
         sides[name] = audit_side(cfg, model, name == 'stock', sizes, settings)
-    return dict(config=config_path, device=settings.device, sizes=sizes, sides=sides)
+    report = dict(config=config_path, device=settings.device, sizes=sizes, sides=sides)
+    if settings.compile_batches and hasattr(configured, 'train_graph'):
+        report['compile'] = compile_count.count_compiled_graphs(
+            configured, cfg, sizes, settings.compile_batches, settings.seed, settings.device)
+    return report
 
 
 # ------------------------------------------------------------------------------ table
@@ -396,6 +402,7 @@ def format_table(report: Dict) -> str:
         for key in ('loss', 'post-processing up to NMS', 'get_bboxes'):
             lines.append(f'{key:<36}{_breaks(sides["configured"], key):>11}'
                          f'{_breaks(sides["stock"], key):>9}')
+    lines += compile_count.format_compile_lines(report)
     for side in SIDES:
         lines += _offender_lines(side, sides[side])
     return '\n'.join(lines)

@@ -120,7 +120,10 @@ class HPUYOLOV3Head(YOLOV3Head):
         """
         sizes = tuple((int(h), int(w)) for h, w in featmap_sizes)
         key = (sizes, str(device))
-        cached = self._prior_cache.get(key)
+        # Inside a compiled graph the priors are graph constants: a cache miss on the first
+        # trace and a hit on the next would compile the same graph twice.
+        compiling = torch.compiler.is_compiling()
+        cached = None if compiling else self._prior_cache.get(key)
         if cached is not None:
             return cached
         mlvl_anchors = self.prior_generator.grid_priors(sizes, device=device)
@@ -136,7 +139,8 @@ class HPUYOLOV3Head(YOLOV3Head):
         cached = dict(anchors=torch.cat(mlvl_anchors), strides=strides,
                       mlvl_anchors=mlvl_anchors, anchor_x=anchor_x, anchor_y=anchor_y,
                       num_level_anchors=num_level_anchors)
-        self._prior_cache[key] = cached
+        if not compiling:
+            self._prior_cache[key] = cached
         return cached
 
     # ---------------------------------------------------------------- training

@@ -1,4 +1,5 @@
 """HPU hooks, registered in mmcv's ``HOOKS`` on import."""
+from .compile_monitor import HPUCompileMonitorHook
 from .evaluation import (
     HPUDistEvalHook,
     HPUEvalHook,
@@ -10,6 +11,6 @@ from .optimizer import HPUOptimizerHook
 from .throughput import HPUThroughputHook
 
 __all__ = [
-    'HPUDistEvalHook', 'HPUEvalHook', 'HPUOptimizerHook', 'HPUThroughputHook',
+    'HPUCompileMonitorHook', 'HPUDistEvalHook', 'HPUEvalHook', 'HPUOptimizerHook', 'HPUThroughputHook',
     'build_eval_dataloader', 'multi_device_test', 'single_device_test'
 ]
