@@ -11,6 +11,7 @@ from .optimizer import HPUOptimizerHook
 from .throughput import HPUThroughputHook
 
 __all__ = [
-    'HPUCompileMonitorHook', 'HPUDistEvalHook', 'HPUEvalHook', 'HPUOptimizerHook', 'HPUThroughputHook',
+    'HPUCompileMonitorHook', 'HPUDistEvalHook', 'HPUEvalHook', 'HPUOptimizerHook',
+    'HPUThroughputHook',
     'build_eval_dataloader', 'multi_device_test', 'single_device_test'
 ]
