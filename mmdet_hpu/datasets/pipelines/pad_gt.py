@@ -19,8 +19,8 @@ class HPUPadGT:
     (``HPUDataParallel`` / ``HPUDistributedDataParallel``) then stack the batch on the host, before
     moving it (:func:`mmdet_hpu.parallel.scatter.batch_gt`: G from that shape, no read of the
     data): the detector receives ``gt_bboxes`` (B, G, 4), ``gt_labels`` (B, G) and ``gt_valid``
-    (B, G). A batch thus has one of at most 5 ground-truth shapes and the target cost follows its most crowded image
-    instead of always paying for ``max_num_gt`` rows. Padding rows are zero boxes with label 0 and
+    (B, G). A batch thus has one of at most 5 ground-truth shapes and the target cost follows its
+    most crowded image instead of always paying for ``max_num_gt`` rows. Padding rows are zero boxes with label 0 and
     ``gt_valid`` False; real boxes keep their order and come first.
 
     Place it **last before** ``DefaultFormatBundle``, after every transform that moves, adds or
