@@ -20,8 +20,8 @@ class HPUPadGT:
     moving it (:func:`mmdet_hpu.parallel.scatter.batch_gt`: G from that shape, no read of the
     data): the detector receives ``gt_bboxes`` (B, G, 4), ``gt_labels`` (B, G) and ``gt_valid``
     (B, G). A batch thus has one of at most 5 ground-truth shapes and the target cost follows its
-    most crowded image instead of always paying for ``max_num_gt`` rows. Padding rows are zero boxes with label 0 and
-    ``gt_valid`` False; real boxes keep their order and come first.
+    most crowded image instead of always paying for ``max_num_gt`` rows. Padding rows are zero
+    boxes with label 0 and ``gt_valid`` False; real boxes keep their order and come first.
 
     Place it **last before** ``DefaultFormatBundle``, after every transform that moves, adds or
     drops boxes (flip, affine, crop, ``FilterAnnotations`` ...). ``DefaultFormatBundle`` then turns
