@@ -65,7 +65,9 @@ class HPUYOLOV3Head(YOLOV3Head):
     ``ValueError`` naming ``model.bbox_head.max_num_gt``; boxes are never dropped silently.
 
     Inference: :meth:`get_bboxes_static` returns fixed-size per-image results
-    (``test_cfg.max_per_img`` rows plus a count) from one NMS call per batch;
+    (``test_cfg.max_per_img`` rows plus a count), with fixed shapes through NMS (one
+    fixed-shape keep-mask op, per-image NMS inside); :meth:`static_detections` is the same from
+    tensors and plain Python values only (what a compiled graph runs);
     :meth:`get_bboxes` slices them into the stock list of ``(det_bboxes, det_labels)``.
 
     Args:
