@@ -2,7 +2,8 @@
 """Benchmark stock YOLOV3Head vs the configured (HPU) head, and the whole model, in one process.
 
 Prints medians in ms and speed-ups for (a) targets + loss + backward and (b) inference
-post-processing with dense and sparse predictions, then whole-model train-step and inference
+post-processing with dense, crowded and sparse predictions (also at batch 8, 16, 32, 64), then
+whole-model train-step and inference
 images/s on the chosen device (see :mod:`mmdet_hpu.analysis.benchmark`).
 
 Example::
@@ -40,6 +41,12 @@ def parse_args(argv=None):
                         help='input size of the whole-model cases (default: --img-size)')
     parser.add_argument('--no-model', dest='with_model', action='store_false',
                         help='skip the whole-model train step / inference timing')
+    parser.add_argument('--post-batch-sizes', default='8,16,32,64',
+                        type=lambda text: [positive_int(v) for v in text.split(',') if v],
+                        help='also time post-processing (dense, crowded, sparse) at these '
+                             'batch sizes (default: 8,16,32,64; "" skips)')
+    parser.add_argument('--post-reps', type=positive_int, default=3,
+                        help='timed runs per batch-size row, after 1 warm-up (default: 3)')
     parser.add_argument('--json', metavar='FILE', help='also write the report as JSON')
     return parser.parse_args(argv)
 
@@ -55,7 +62,8 @@ def main(argv=None):
                            test_batch_size=args.test_batch_size, img_size=args.img_size,
                            num_gt=args.num_gt, reps=args.reps, warmup=args.warmup,
                            model_reps=args.model_reps, model_img_size=args.model_img_size,
-                           with_model=args.with_model)
+                           with_model=args.with_model, post_batch_sizes=args.post_batch_sizes,
+                           post_reps=args.post_reps)
     report['config'] = args.config
     print(f'mmdet-hpu benchmark: {args.config}')
     print(format_report(report))

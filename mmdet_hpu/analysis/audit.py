@@ -41,7 +41,7 @@ import mmdet_hpu  # noqa: F401  (registers the HPU types a stock config's audit 
 from mmdet_hpu.runner.base import upgrade_optimizer_config
 from mmdet_hpu.runner.log_buffer import DeviceLogBuffer
 
-from . import synthetic
+from . import compile_count, synthetic
 from .audit_table import format_table  # noqa: F401  (re-exported)
 from .op_audit import OpAudit, total_counts
 from .phases import POST, SINGLE_STAGE, Call, PhasePlan, plan_for, routed
@@ -69,12 +69,13 @@ class AuditSettings(types.SimpleNamespace):
         top (int | None): Offending call sites kept per phase (None: all).
         checkpoint (str | None): Weights to load (default: freshly initialised).
         skip_stock (bool): Audit the configured side only.
+        compile_batches (int): Training batches of the compiled-graph count (0: skip it).
     """
 
     def __init__(self, **kwargs):
         defaults = dict(batch_size=None, test_batch_size=None, img_size=None, num_gt=None,
                         device='cpu', explain=True, seed=0, top=None, checkpoint=None,
-                        skip_stock=False)
+                        skip_stock=False, compile_batches=0)
         unknown = set(kwargs) - set(defaults)
         if unknown:
             raise TypeError(f'unknown audit settings: {sorted(unknown)}')
@@ -409,8 +410,12 @@ def run_audit(cfg: mmcv.Config, settings: Optional[AuditSettings] = None,
     sides = dict(configured=audit_side(cfg, configured, False, sizes, settings))
     if stock_state == 'audited':
         sides['stock'] = audit_side(cfg, stock, True, sizes, settings)
-    return dict(config=config_path, device=settings.device, sizes=sizes,
-                hpu_types=replacements, stock=stock_state, sides=sides)
+    report = dict(config=config_path, device=settings.device, sizes=sizes,
+                  hpu_types=replacements, stock=stock_state, sides=sides)
+    if settings.compile_batches and hasattr(configured, 'train_graph'):
+        report['compile'] = compile_count.count_compiled_graphs(
+            configured, cfg, sizes, settings.compile_batches, settings.seed, settings.device)
+    return report
 
 
 # ------------------------------------------------------------------------------ summaries

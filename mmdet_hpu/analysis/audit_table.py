@@ -7,6 +7,7 @@ appended in :func:`format_table`.
 """
 from typing import Dict, List, Tuple
 
+from .compile_count import format_compile_lines
 from .op_audit import KINDS
 
 _COL = 6
@@ -122,6 +123,7 @@ def format_table(report: Dict) -> str:
         cells = [_cells(report['sides'][s]['phases'].get(phase, {}), key) for s in sides]
         lines.append(f'{label:<26}|' + ' |'.join(cells))
     lines += _explain_lines(report, sides)
+    lines += format_compile_lines(report)
     for side in sides:
         lines += _offender_lines(side, report['sides'][side])
     return '\n'.join(lines)

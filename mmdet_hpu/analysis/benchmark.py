@@ -225,7 +225,8 @@ def run_benchmark(cfg: mmcv.Config, device: str = 'cpu', batch_size: int = 8,
                   test_batch_size: int = 16, img_size: Optional[int] = None,
                   num_gt: Optional[int] = None, reps: int = 20, warmup: int = 3,
                   model_reps: int = 2, model_img_size: Optional[int] = None,
-                  with_model: bool = True, seed: int = 0) -> Dict:
+                  with_model: bool = True, seed: int = 0,
+                  post_batch_sizes: Sequence[int] = (), post_reps: int = 3) -> Dict:
     """Run every benchmark of this module.
 
     Args:
@@ -241,6 +242,9 @@ def run_benchmark(cfg: mmcv.Config, device: str = 'cpu', batch_size: int = 8,
         model_img_size (int | None): Input size of the whole-model cases (default: as heads).
         with_model (bool): Run the whole-model cases.
         seed (int): Seed of the weights.
+        post_batch_sizes (Sequence[int]): Also time post-processing of every kind at these
+            batch sizes (``post_scaling`` rows), e.g. (8, 16, 32, 64).
+        post_reps (int): Timed runs per ``post_scaling`` row (after one warm-up run).
 
     Returns:
         dict: ``loss``, ``post_dense``, ``post_crowded``, ``post_sparse`` (``stock_ms``,
@@ -260,6 +264,9 @@ def run_benchmark(cfg: mmcv.Config, device: str = 'cpu', batch_size: int = 8,
     for kind in POST_KINDS:
         report[f'post_{kind}'] = bench_postprocess(cfg, models, dev, test_batch_size, hw, kind,
                                                    reps, warmup)
+    report['post_scaling'] = [
+        dict(kind=kind, **bench_postprocess(cfg, models, dev, size, hw, kind, post_reps, 1))
+        for kind in POST_KINDS for size in post_batch_sizes]
     if with_model:
         model_hw = (model_img_size, model_img_size) if model_img_size else hw
         report['model'] = bench_model(cfg, models, dev, batch_size, test_batch_size, model_hw,
@@ -290,9 +297,24 @@ def format_report(report: Dict) -> str:
         lines.append(f"  {kind}: {case['conf_pass']:.0f} of {case['anchors']} anchors pass "
                      f"conf_thr, {case['pairs_pass']:.0f} anchor x class pairs pass both "
                      'thresholds (per image, mean)')
+    lines += _scaling_lines(report.get('post_scaling', []))
     if 'model' in report:
         lines += _model_lines(report['model'])
     return '\n'.join(lines)
+
+
+def _scaling_lines(cases: List[Dict]) -> List[str]:
+    """Post-processing rows by kind and batch size (medians of ``post_reps`` runs)."""
+    if not cases:
+        return []
+    lines = ['', f"{'post-processing by batch size':<52}{'stock ms':>10}{'hpu ms':>10}"
+                 f"{'speed-up':>10}"]
+    for case in cases:
+        label = (f"  {case['kind']:<8} batch {case['batch_size']:>3} "
+                 f"({case['pairs_pass']:.0f} pairs pass / image)")
+        lines.append(f"{label:<52}{case['stock_ms']:>10.1f}{case['hpu_ms']:>10.1f}"
+                     f"{case['speedup']:>9.1f}x")
+    return lines
 
 
 def _model_lines(model: Dict) -> List[str]:

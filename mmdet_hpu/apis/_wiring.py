@@ -1,5 +1,6 @@
 """Config-to-object choices shared by the train and test entry points."""
 import copy
+import functools
 import logging
 
 from mmcv.runner import HOOKS, RUNNERS
@@ -68,10 +69,20 @@ def wrap_model(model, cfg, device: str, distributed: bool):
 
 
 def maybe_compile(model, cfg) -> None:
-    """In compile mode, compile ``model.forward`` in place.
+    """In compile mode, compile the model's device work in place.
 
-    Only ``forward`` is replaced (mmdet's ``train_step`` calls ``self(**data)``), so
-    the module, its ``state_dict`` and its checkpoints stay those of stock mmdet.
+    Models with ``compile_graphs`` (``HPUYOLOV3``) compile their tensor-only train/test graphs,
+    which never see image metadata: one graph per (batch size, GT bucket). Other models get
+    ``model.forward`` compiled. Either way only attributes are replaced, so the module, its
+    ``state_dict`` and its checkpoints stay those of stock mmdet. ``cfg.compile_backend``
+    overrides the device's backend (e.g. ``'eager'`` to count graphs without a compiler).
     """
-    if cfg.get('execution_mode') == 'compile':
-        model.forward = hpu_device.compile_model(model.forward)
+    if cfg.get('execution_mode') != 'compile':
+        return
+    backend = cfg.get('compile_backend')
+    compiler = functools.partial(hpu_device.compile_model,
+                                 **({} if backend is None else dict(backend=backend)))
+    if hasattr(model, 'compile_graphs'):
+        model.compile_graphs(compiler)
+    else:
+        model.forward = compiler(model.forward)

@@ -31,6 +31,7 @@ from mmdet.datasets import build_dataloader, build_dataset, replace_ImageToTenso
 from mmdet.utils import compat_cfg, get_root_logger
 
 from .. import optimizers  # noqa: F401  (registers HPUFusedSGD / HPUFusedAdamW)
+from ..runner.hooks.compile_monitor import HPUCompileMonitorHook
 from ..validation.metrics import check_eval_metrics
 from ._wiring import (
     base_runner_type,
@@ -140,6 +141,8 @@ def train_detector(model, dataset, cfg, distributed=False, validate=False, times
         custom_hooks_config=cfg.get('custom_hooks', None))
     if distributed and isinstance(runner, EpochBasedRunner):
         runner.register_hook(DistSamplerSeedHook())
+    if cfg.get('execution_mode') == 'compile':
+        runner.register_hook(HPUCompileMonitorHook(), priority='LOW')
     if validate:
         _register_eval_hook(runner, cfg, device, distributed)
     _load_or_resume(runner, cfg)

@@ -60,6 +60,10 @@ def parse_args(argv=None):
                         'untrained class scores stay below test_cfg.score_thr, so stock skips '
                         'NMS: pass a checkpoint or --cfg-options model.test_cfg.score_thr=0)')
     parser.add_argument('--seed', type=int, default=0, help='seed of weights and data')
+    parser.add_argument('--compile-batches', type=int, default=40, metavar='N',
+                        help='count the graphs torch.compile builds for the training step over '
+                             'N batches with COCO-like box counts, and for post-processing '
+                             '(default: 40; 0 skips it)')
     cli_args.add_cfg_options(parser)
     parser.add_argument('--json', nargs='?', const='-', metavar='FILE',
                         help='write the full report (every flagged call site) as JSON to FILE '
@@ -107,7 +111,8 @@ def main(argv=None):
                                  test_batch_size=args.test_batch_size, img_size=args.img_size,
                                  num_gt=args.num_gt, device=args.device, explain=args.explain,
                                  seed=args.seed, checkpoint=args.checkpoint,
-                                 skip_stock=args.skip_stock)
+                                 skip_stock=args.skip_stock,
+                                 compile_batches=args.compile_batches)
         report = run_audit(cfg, settings, config_path=args.config)
     if args.json == '-':
         json.dump(report, sys.stdout, indent=1)

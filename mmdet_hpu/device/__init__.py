@@ -37,6 +37,7 @@ from ._runtime import (
     reset_peak_memory_stats,
     synchronize,
 )
+from .compile_counter import compiled_graphs
 
 
 def reset_state() -> None:
@@ -50,7 +51,8 @@ def reset_state() -> None:
 
 
 __all__ = [
-    'MODES', 'autocast', 'check_mode_for_device', 'compile_model', 'default_execution_mode',
+    'MODES', 'autocast', 'check_mode_for_device', 'compile_model', 'compiled_graphs',
+    'default_execution_mode',
     'device_type', 'get_execution_mode', 'hpex_optimizer', 'hpu_version', 'init_hccl',
     'is_hpu_available', 'is_lazy', 'mark_step', 'max_memory_allocated', 'profiler_activities',
     'reset_peak_memory_stats',

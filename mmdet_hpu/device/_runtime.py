@@ -7,6 +7,7 @@ import torch
 
 from . import _bridge, _modes, _probe
 from ._probe import DeviceLike, device_type
+from .compile_counter import COMPILED_GRAPHS, raise_recompile_limit
 
 logger = logging.getLogger(__name__)
 
@@ -104,21 +105,29 @@ def autocast(device_type: str, enabled: bool = True, dtype: torch.dtype = torch.
 
 
 def compile_model(model: torch.nn.Module, **kwargs) -> torch.nn.Module:
-    """Compile ``model`` for the current device (``execution_mode='compile'``).
+    """Compile ``model`` (a module or function) for the current device, counting its graphs.
 
-    HPU: ``torch.compile(model, backend='hpu_backend')`` (needs ``PT_HPU_LAZY_MODE=0``).
-    Elsewhere: plain ``torch.compile(model)`` (inductor). Extra kwargs go to torch.compile.
+    HPU: backend ``'hpu_backend'`` (needs ``PT_HPU_LAZY_MODE=0``); elsewhere ``'inductor'``;
+    ``backend=...`` overrides. The backend is wrapped by
+    :data:`~mmdet_hpu.device.compile_counter.COMPILED_GRAPHS` (see :func:`compiled_graphs`),
+    ``dynamic`` defaults to False (static shapes: one graph per input signature, as a graph
+    compiler sees them) and dynamo's recompile limit is raised so that it fails instead of
+    falling back to eager silently (:func:`raise_recompile_limit`). Extra kwargs go to
+    ``torch.compile``.
 
     Raises:
         RuntimeError: On HPU in lazy mode, where hpu_backend does not work.
     """
+    backend = kwargs.pop('backend', None)
     if _probe.is_hpu_available():
         if _modes.is_lazy():
             raise RuntimeError('torch.compile(backend="hpu_backend") needs eager/compile mode '
                                '(PT_HPU_LAZY_MODE=0), but lazy mode is active.')
         _bridge.bridge('core')  # registers the hpu_backend dynamo backend
-        kwargs.setdefault('backend', 'hpu_backend')
-    return torch.compile(model, **kwargs)
+        backend = backend or 'hpu_backend'
+    kwargs.setdefault('dynamic', False)
+    raise_recompile_limit()
+    return torch.compile(model, backend=COMPILED_GRAPHS.wrap(backend or 'inductor'), **kwargs)
 
 
 def init_hccl() -> Tuple[int, int, int]:

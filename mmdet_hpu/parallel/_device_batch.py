@@ -42,7 +42,9 @@ class DeviceBatchMixin:
 
     def _move_batch(self, inputs: tuple, kwargs: dict):
         keep = GT_KEYS if self.keep_gt_on_host else ()
-        return scatter_to_device(inputs, kwargs, self.src_device_obj, keep)
+        # Models that take padded ground truth say so; their stock lists are batched too.
+        max_num_gt = getattr(self.module, 'padded_gt_max_num_gt', None)
+        return scatter_to_device(inputs, kwargs, self.src_device_obj, keep, max_num_gt)
 
     def _autocast(self):
         return hpu_device.autocast(self.device_kind, enabled=self.autocast,

@@ -186,7 +186,8 @@ def test_console_script_help(tmp_path):
 def test_console_script_small_run_on_the_demo_config(tmp_path):
     out_json = tmp_path / 'audit.json'
     out = _run([osp.join(BIN, 'mmdet-hpu-audit'), DEMO, '--batch-size', '2',
-                '--test-batch-size', '2', '--img-size', '64', '--no-explain', '--json',
+                '--test-batch-size', '2', '--img-size', '64', '--no-explain',
+                '--compile-batches', '0', '--json',
                 str(out_json)], cwd=str(tmp_path))
     assert out.returncode == 0, out.stderr[-3000:]
     assert 'post-proc. before NMS' in out.stdout

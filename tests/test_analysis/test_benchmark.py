@@ -43,7 +43,10 @@ def test_synthetic_maps_use_the_heads_anchor_order():
 def test_run_benchmark_tiny():
     cfg = mmcv.Config.fromfile(DEMO)
     report = benchmark.run_benchmark(cfg, batch_size=2, test_batch_size=2, img_size=64, reps=1,
-                                     warmup=0, model_reps=1)
+                                     warmup=0, model_reps=1, post_batch_sizes=(1, 3),
+                                     post_reps=1)
+    assert [(c['kind'], c['batch_size']) for c in report['post_scaling']] == [
+        (kind, size) for kind in benchmark.POST_KINDS for size in (1, 3)]
     for case in ('loss', 'post_dense', 'post_crowded', 'post_sparse'):
         assert report[case]['stock_ms'] > 0 and report[case]['hpu_ms'] > 0
         assert report[case]['speedup'] > 0
@@ -51,6 +54,7 @@ def test_run_benchmark_tiny():
     assert report['model']['stock']['infer_img_s'] > 0
     text = benchmark.format_report(report)
     assert 'targets+loss+backward' in text and 'whole model' in text
+    assert 'crowded  batch   3' in text
 
 
 def test_tools_benchmark_help(tmp_path):

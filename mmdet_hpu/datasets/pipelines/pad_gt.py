@@ -15,11 +15,13 @@ class HPUPadGT:
     its n boxes, capped at ``max_num_gt`` (8, 16, 32, 64 or 128 with the default). ``gt_valid`` is
     a ``DataContainer(stack=True, pad_dims=1)`` holding a (1, G_i) bool tensor (mmcv's collate
     pads only tensors with more dimensions than ``pad_dims``), so collate pads it with False to
-    the batch's largest bucket G and stacks it into (B, 1, G). ``HPUYOLOV3Head`` takes G from that
-    shape (no host read of the data) and zero-pads each image's boxes/labels to G. A batch thus
-    has one of at most 5 ground-truth shapes and the target cost follows its most crowded image
-    instead of always paying for ``max_num_gt`` rows. Padding rows are zero boxes with label 0 and
-    ``gt_valid`` False; real boxes keep their order and come first.
+    the batch's largest bucket G and stacks it into (B, 1, G). The plugin's wrappers
+    (``HPUDataParallel`` / ``HPUDistributedDataParallel``) then stack the batch on the host, before
+    moving it (:func:`mmdet_hpu.parallel.scatter.batch_gt`: G from that shape, no read of the
+    data): the detector receives ``gt_bboxes`` (B, G, 4), ``gt_labels`` (B, G) and ``gt_valid``
+    (B, G). A batch thus has one of at most 5 ground-truth shapes and the target cost follows its
+    most crowded image instead of always paying for ``max_num_gt`` rows. Padding rows are zero
+    boxes with label 0 and ``gt_valid`` False; real boxes keep their order and come first.
 
     Place it **last before** ``DefaultFormatBundle``, after every transform that moves, adds or
     drops boxes (flip, affine, crop, ``FilterAnnotations`` ...). ``DefaultFormatBundle`` then turns

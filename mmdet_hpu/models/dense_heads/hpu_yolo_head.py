@@ -15,6 +15,7 @@ from ..utils.anchor_gather import gather_anchor_preds, gather_objectness_and_anc
 from ..utils.gt_padding import bucket_gt_list, stack_padded_gt, unpad_gt
 from ..utils.static_grid_assigner import grid_assign, level_box_iou, responsible_flags
 from ..utils.static_postprocess import batched_nms_fixed, select_topk_candidates
+from ..utils.test_params import StaticTestParams, _parse_nms_cfg, parse_test_cfg  # noqa: F401
 
 TARGET_MODES = ('device', 'host')
 
@@ -64,7 +65,9 @@ class HPUYOLOV3Head(YOLOV3Head):
     ``ValueError`` naming ``model.bbox_head.max_num_gt``; boxes are never dropped silently.
 
     Inference: :meth:`get_bboxes_static` returns fixed-size per-image results
-    (``test_cfg.max_per_img`` rows plus a count) from one NMS call per batch;
+    (``test_cfg.max_per_img`` rows plus a count), with fixed shapes through NMS (one
+    fixed-shape keep-mask op, per-image NMS inside); :meth:`static_detections` is the same from
+    tensors and plain Python values only (what a compiled graph runs);
     :meth:`get_bboxes` slices them into the stock list of ``(det_bboxes, det_labels)``.
 
     Args:
@@ -119,7 +122,10 @@ class HPUYOLOV3Head(YOLOV3Head):
         """
         sizes = tuple((int(h), int(w)) for h, w in featmap_sizes)
         key = (sizes, str(device))
-        cached = self._prior_cache.get(key)
+        # Inside a compiled graph the priors are graph constants: a cache miss on the first
+        # trace and a hit on the next would compile the same graph twice.
+        compiling = torch.compiler.is_compiling()
+        cached = None if compiling else self._prior_cache.get(key)
         if cached is not None:
             return cached
         mlvl_anchors = self.prior_generator.grid_priors(sizes, device=device)
@@ -135,7 +141,8 @@ class HPUYOLOV3Head(YOLOV3Head):
         cached = dict(anchors=torch.cat(mlvl_anchors), strides=strides,
                       mlvl_anchors=mlvl_anchors, anchor_x=anchor_x, anchor_y=anchor_y,
                       num_level_anchors=num_level_anchors)
-        self._prior_cache[key] = cached
+        if not compiling:
+            self._prior_cache[key] = cached
         return cached
 
     # ---------------------------------------------------------------- training
@@ -190,7 +197,28 @@ class HPUYOLOV3Head(YOLOV3Head):
             target_maps, neg_maps = self._host_targets(featmap_sizes, gt_bboxes, gt_labels,
                                                        gt_valid, device)
             return self._dense_losses(pred_maps, target_maps, neg_maps)
-        boxes, labels, valid = self._padded_gt(gt_bboxes, gt_labels, gt_valid, device)
+        boxes, labels, valid = self.padded_gt(gt_bboxes, gt_labels, gt_valid, device)
+        return self.loss_padded(pred_maps, boxes, labels, valid)
+
+    @force_fp32(apply_to=('pred_maps', ))
+    def loss_padded(self, pred_maps, boxes: torch.Tensor, labels: torch.Tensor,
+                    valid: torch.Tensor) -> dict:
+        """Device-mode losses of batched, padded ground truth: tensors and shapes only.
+
+        What a compiled training graph runs (no image metadata, no Python lists): its
+        inputs have one shape per (batch size, GT bucket).
+
+        Args:
+            pred_maps (Sequence[Tensor]): per level, (B, num_base * (5 + C), h, w).
+            boxes (Tensor): (B, G, 4) padded boxes.
+            labels (Tensor): (B, G) long labels.
+            valid (Tensor): (B, G) bool, True for real rows.
+
+        Returns:
+            dict[str, list[Tensor]]: as :meth:`loss`.
+        """
+        featmap_sizes = [tuple(pred_map.shape[-2:]) for pred_map in pred_maps]
+        device = pred_maps[0].device
         if not self._gathered_loss:
             target_maps, neg_maps = self.get_static_targets(featmap_sizes, boxes, labels, valid)
             return self._dense_losses(pred_maps, target_maps, neg_maps)
@@ -285,9 +313,13 @@ class HPUYOLOV3Head(YOLOV3Head):
         loss_wh = self.loss_wh(pred_map[..., 2:4], target_map[..., 2:4], weight=pos_mask)
         return loss_cls, loss_conf, loss_xy, loss_wh
 
-    def _padded_gt(self, gt_bboxes, gt_labels, gt_valid, device
-                   ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Normalise either ground-truth form to (B, G, 4), (B, G), (B, G) on ``device``."""
+    def padded_gt(self, gt_bboxes, gt_labels, gt_valid, device
+                  ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalise either ground-truth form to (B, G, 4), (B, G), (B, G) on ``device``.
+
+        Shape logic on host-side lengths only (lists are padded to the bucket of their
+        longest entry); already batched tensors pass through.
+        """
         if gt_valid is not None:
             boxes, labels, valid = stack_padded_gt(gt_bboxes, gt_labels, gt_valid)
         elif torch.is_tensor(gt_bboxes):
@@ -476,14 +508,46 @@ class HPUYOLOV3Head(YOLOV3Head):
             when there are fewer candidates); rows from ``num_dets`` on are padding (dets 0,
             labels -1).
         """
-        cfg = self.test_cfg if cfg is None else cfg
-        iou_threshold, class_agnostic = _parse_nms_cfg(cfg['nms'])
+        params = self.static_test_params(cfg)
         scale_factors = self._scale_factors(img_metas, pred_maps[0].device) if rescale else None
+        return self.static_detections(pred_maps, scale_factors, params)
+
+    def static_test_params(self, cfg=None) -> StaticTestParams:
+        """The test config as plain Python values (what a compiled graph may depend on).
+
+        Call it outside any traced region (dynamo on torch 2.6 cannot trace mmcv's
+        ``ConfigDict.get``) and hand the result to :meth:`static_detections`.
+
+        Args:
+            cfg (mmcv.Config | dict | None): Test config; ``self.test_cfg`` when None.
+
+        Returns:
+            StaticTestParams: conf_thr, score_thr, nms_pre, iou_threshold, class_agnostic,
+            max_per_img.
+        """
+        return parse_test_cfg(self.test_cfg if cfg is None else cfg)
+
+    def static_detections(self, pred_maps: Sequence[torch.Tensor],
+                          scale_factors: Optional[torch.Tensor], params: StaticTestParams
+                          ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Fixed-size detections from tensors and static values only (compilable, one graph
+        per batch size).
+
+        Args:
+            pred_maps (Sequence[Tensor]): per level, (B, num_base * (5 + C), h, w).
+            scale_factors (Tensor | None): (B, 1, 4) or (B, 1, 1); None: no rescaling.
+            params (StaticTestParams): see :meth:`static_test_params`.
+
+        Returns:
+            tuple[Tensor, Tensor, Tensor]: dets (B, M, 5), labels (B, M), num_dets (B,), as
+            :meth:`get_bboxes_static`.
+        """
         boxes, scores, labels, valid = self.get_bboxes_pre_nms(
-            pred_maps, scale_factors, cfg.get('conf_thr', -1), cfg['score_thr'],
-            cfg.get('nms_pre', 1000))
-        return batched_nms_fixed(boxes, scores, labels, valid, self.num_classes, iou_threshold,
-                                 cfg.get('max_per_img', -1), class_agnostic=class_agnostic)
+            [pred_map.float() for pred_map in pred_maps], scale_factors, params.conf_thr,
+            params.score_thr, params.nms_pre)
+        return batched_nms_fixed(boxes, scores, labels, valid, self.num_classes,
+                                 params.iou_threshold, params.max_per_img,
+                                 class_agnostic=params.class_agnostic)
 
     def get_bboxes(self, pred_maps, img_metas, cfg=None, rescale=False, with_nms=True):
         """Stock-compatible batched inference built on :meth:`get_bboxes_static`.
@@ -507,18 +571,3 @@ class HPUYOLOV3Head(YOLOV3Head):
         # Removing the padding needs the counts on the host: one D2H copy, at the very end.
         counts = num_dets.tolist()
         return [(dets[i, :n].float(), labels[i, :n]) for i, n in enumerate(counts)]
-
-
-def _parse_nms_cfg(nms_cfg) -> Tuple[float, bool]:
-    """IoU threshold and class-agnosticism of an mmcv ``nms`` config dict.
-
-    Raises:
-        NotImplementedError: For NMS types other than ``'nms'`` (soft-NMS etc.).
-    """
-    nms_type = nms_cfg.get('type', 'nms')
-    if nms_type != 'nms':
-        raise NotImplementedError(f'HPUYOLOV3Head supports nms type "nms" only, got {nms_type}')
-    iou_threshold = nms_cfg.get('iou_threshold', nms_cfg.get('iou_thr'))
-    if iou_threshold is None:
-        raise ValueError('test_cfg.nms needs iou_threshold')
-    return float(iou_threshold), bool(nms_cfg.get('class_agnostic', False))

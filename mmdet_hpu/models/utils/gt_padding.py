@@ -126,9 +126,19 @@ def bucket_gt_list(gt_bboxes: Sequence[torch.Tensor], gt_labels: Sequence[torch.
     Returns:
         tuple[Tensor, Tensor, Tensor]: as :func:`pad_gt_list`, with G = ``gt_bucket(max n_i)``.
     """
-    most = max((bboxes.shape[0] for bboxes in gt_bboxes), default=0)
-    num_rows = gt_bucket(min(most, max_num_gt), max_num_gt)
+    num_rows = gt_bucket(min(_most_rows(gt_bboxes), max_num_gt), max_num_gt)
     return pad_gt_list(gt_bboxes, gt_labels, max_num_gt, where, num_rows)
+
+
+def _most_rows(items: Sequence[torch.Tensor]) -> int:
+    """Largest dim 0 of ``items`` (0 for none), a host-side shape.
+
+    A plain loop: dynamo graph-breaks on ``max(generator, default=0)``.
+    """
+    most = 0
+    for item in items:
+        most = max(most, item.shape[0])
+    return most
 
 
 def stack_padded_gt(gt_bboxes: TensorOrList, gt_labels: TensorOrList, gt_valid: TensorOrList
@@ -183,7 +193,7 @@ def _stack_rows(items: TensorOrList, num_rows: Optional[int], flatten: bool = Fa
         return items.reshape(items.shape[0], -1) if flatten else items
     items = [item.reshape(-1) if flatten else item for item in items]
     if num_rows is None:
-        num_rows = max((item.shape[0] for item in items), default=0)
+        num_rows = _most_rows(items)
     return torch.stack([pad_rows(item, num_rows) for item in items])
 
 

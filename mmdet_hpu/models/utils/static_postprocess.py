@@ -1,17 +1,52 @@
-"""Batched, fixed-shape detection post-processing (thresholds, top-k, one NMS call).
+"""Batched, fixed-shape detection post-processing (thresholds, top-k, NMS as a keep mask).
 
 Stock mmdet filters candidates per image with boolean indexing and ``nonzero`` before calling
 NMS, so every tensor has a data-dependent length. Here thresholds become masks, fixed top-k's
-select ``nms_pre`` candidates per image, a single ``torchvision.ops.nms`` call handles the whole
-batch (boxes of different images/classes moved apart, see :func:`nms_input`), and the result is
-packed back into ``max_per_img`` rows per image plus a count. NMS is the only dynamic op left.
+select ``nms_pre`` candidates per image, NMS runs per image on those K candidates (classes
+moved apart, see :func:`nms_input_per_image`) and returns a fixed-shape (B, K) keep mask
+(:func:`nms_keep_mask`, one custom op: a graph compiler sees static shapes end to end), and the
+result is packed back into ``max_per_img`` rows per image plus a count.
 """
 from typing import Tuple
 
 import torch
-from torchvision.ops import nms
+import torchvision
 
 _PARKED_SCORE = 2.0
+
+
+@torch.library.custom_op('mmdet_hpu::nms_keep_mask', mutates_args=())
+def nms_keep_mask(boxes: torch.Tensor, scores: torch.Tensor,
+                  iou_threshold: float) -> torch.Tensor:
+    """Greedy NMS of each image's candidates, as a fixed-shape keep mask.
+
+    One ``torchvision.ops.nms`` call per image over its K candidates, so the cost grows
+    linearly with the batch size (one call over all B * K boxes grows with its square). To a
+    graph compiler (dynamo, ``hpu_backend``) this is one op from (B, K, 4) + (B, K) to (B, K):
+    the data-dependent number of kept boxes never leaves it.
+
+    Args:
+        boxes (Tensor): (B, K, 4) boxes; only boxes of the same image are compared.
+        scores (Tensor): (B, K) scores.
+        iou_threshold (float): A box is suppressed when its IoU with a kept, higher-scoring
+            box is > this.
+
+    Returns:
+        Tensor: (B, K) bool, True for the boxes NMS keeps.
+    """
+    keep = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    for img_boxes, img_scores, img_keep in zip(boxes, scores, keep):
+        # Data-dependent index list, consumed here: the op's output shape is static.
+        img_keep.index_fill_(0, torchvision.ops.nms(img_boxes, img_scores, iou_threshold),
+                             True)
+    return keep
+
+
+@nms_keep_mask.register_fake
+def _nms_keep_mask_fake(boxes: torch.Tensor, scores: torch.Tensor,
+                        iou_threshold: float) -> torch.Tensor:
+    """Shape of :func:`nms_keep_mask` for tracing: (B, K) bool."""
+    return scores.new_empty(scores.shape, dtype=torch.bool)
 
 
 def select_topk_candidates(bboxes: torch.Tensor, objectness: torch.Tensor,
@@ -100,11 +135,44 @@ def nms_input(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
     return nms_boxes.reshape(-1, 4), nms_scores.reshape(-1)
 
 
+def nms_input_per_image(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
+                        valid: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Boxes and scores for per-image NMS calls that act per class (:func:`nms_keep_mask`).
+
+    Within each image, valid boxes are shifted by ``-lo`` and then x and y by
+    ``label * span`` (``lo``, ``span``: the image's smallest coordinate and coordinate extent
+    + 1), so boxes of different classes never overlap: mmcv's ``batched_nms`` trick, with
+    coordinates below ``C * span`` as in stock. Invalid candidates are parked as in
+    :func:`nms_input` (one 1x1 box at (-2, -2, -1, -1), score 2).
+
+    Args:
+        boxes (Tensor): (B, K, 4) candidate boxes.
+        scores (Tensor): (B, K) scores in [0, 1].
+        labels (Tensor): (B, K) long group label (zeros: class-agnostic).
+        valid (Tensor): (B, K) bool.
+
+    Returns:
+        tuple[Tensor, Tensor]: boxes (B, K, 4) and scores (B, K).
+    """
+    inf = torch.full_like(boxes, float('inf'))
+    valid_4 = valid[..., None]
+    low = torch.where(valid_4, boxes, inf).amin(dim=(1, 2), keepdim=True)
+    high = torch.where(valid_4, boxes, -inf).amax(dim=(1, 2), keepdim=True)
+    # An image without valid boxes: low = inf, high = -inf -> span 1, all parked anyway.
+    span = (high - low).clamp(min=0) + 1
+    low = torch.where(torch.isfinite(low), low, torch.zeros_like(low))
+    shifted = boxes - low + labels[..., None].to(boxes.dtype) * span
+    parked = (torch.div(torch.arange(4, device=boxes.device), 2, rounding_mode='floor') - 2)
+    nms_boxes = torch.where(valid_4, shifted, parked.to(boxes.dtype))
+    nms_scores = torch.where(valid, scores, torch.full_like(scores, _PARKED_SCORE))
+    return nms_boxes, nms_scores
+
+
 def batched_nms_fixed(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
                       valid: torch.Tensor, num_classes: int, iou_threshold: float,
                       max_per_img: int, class_agnostic: bool = False
                       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Class-aware NMS of a whole batch with one call, packed into fixed-size outputs.
+    """Class-aware NMS of a whole batch, fixed shapes in and out, packed into M rows.
 
     Args:
         boxes (Tensor): (B, K, 4) candidate boxes.
@@ -122,17 +190,13 @@ def batched_nms_fixed(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.T
         ``num_dets`` are padding: dets 0, labels -1.
 
     Note:
-        Exactly one ``torchvision.ops.nms`` call on every device, on the grouped boxes of
-        :func:`nms_input` (see there for the float32 precision of the group offsets). The order
-        of equal-score detections is unspecified, as in stock.
+        One :func:`nms_keep_mask` op (one ``torchvision.ops.nms`` per image, cost linear in B)
+        on the grouped boxes of :func:`nms_input_per_image`. The order of equal-score
+        detections is unspecified, as in stock.
     """
-    num_imgs, k = scores.shape
     groups = torch.zeros_like(labels) if class_agnostic else labels
-    nms_boxes, nms_scores = nms_input(boxes, scores, groups, valid)
-    # The one dynamic op: the number of boxes NMS keeps depends on the data.
-    keep = nms(nms_boxes, nms_scores, iou_threshold)
-    kept = torch.zeros(num_imgs * k, dtype=torch.bool, device=scores.device)
-    kept = kept.index_fill(0, keep, True).reshape(num_imgs, k) & valid
+    nms_boxes, nms_scores = nms_input_per_image(boxes, scores, groups, valid)
+    kept = nms_keep_mask(nms_boxes, nms_scores, float(iou_threshold)) & valid
     return pack_detections(boxes, scores, labels, kept, max_per_img)
 
 

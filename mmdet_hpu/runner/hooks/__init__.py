@@ -1,4 +1,5 @@
 """HPU hooks, registered in mmcv's ``HOOKS`` on import."""
+from .compile_monitor import HPUCompileMonitorHook
 from .evaluation import (
     HPUDistEvalHook,
     HPUEvalHook,
@@ -11,6 +12,7 @@ from .profiler import HPUProfilerHook
 from .throughput import HPUThroughputHook
 
 __all__ = [
-    'HPUDistEvalHook', 'HPUEvalHook', 'HPUOptimizerHook', 'HPUProfilerHook', 'HPUThroughputHook',
+    'HPUCompileMonitorHook', 'HPUDistEvalHook', 'HPUEvalHook', 'HPUOptimizerHook',
+    'HPUProfilerHook', 'HPUThroughputHook',
     'build_eval_dataloader', 'multi_device_test', 'single_device_test'
 ]
