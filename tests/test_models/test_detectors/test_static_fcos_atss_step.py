@@ -1,8 +1,7 @@
 """Whole training steps of FCOS / ATSS (mmdet's shipped configs, scaled down) with the HPU heads.
 
-The detector here is a test-local ``SingleStageDetector`` that passes ``gt_valid`` to the head
-and keeps the logged losses on the device (``HPUYOLOV3._parse_losses``); the package's
-single-stage detector mixin replaces it once merged.
+The detector is the package's ``HPUSingleStageDetector`` (``gt_valid`` to the head, logged
+losses kept on the device), as in ``configs/fcos`` and ``configs/atss``.
 """
 import os.path as osp
 import random
@@ -13,11 +12,8 @@ import numpy as np
 import pytest
 import torch
 from mmdet.models import build_detector
-from mmdet.models.detectors import SingleStageDetector
-from mmdet.models.detectors.base import BaseDetector
 
 import mmdet_hpu  # noqa: F401  (registers the HPU heads)
-from mmdet_hpu.models import HPUYOLOV3
 from mmdet_hpu.models.utils import gt_bucket, pad_gt_list
 from mmdet_hpu.runner.host_reads import HostReadCounter
 
@@ -28,19 +24,6 @@ CONFIGS = {
 HPU_HEADS = {'fcos': 'HPUFCOSHead', 'atss': 'HPUATSSHead'}
 IMG = 64
 MAX_NUM_GT = 128
-
-
-class StaticSingleStage(SingleStageDetector):
-    """Test-local detector: ``gt_valid`` to the head, device-side log variables."""
-
-    _parse_losses = HPUYOLOV3._parse_losses
-
-    def forward_train(self, img, img_metas, gt_bboxes, gt_labels, gt_bboxes_ignore=None,
-                      gt_valid=None):
-        BaseDetector.forward_train(self, img, img_metas)
-        x = self.extract_feat(img)
-        return self.bbox_head.forward_train(x, img_metas, gt_bboxes, gt_labels,
-                                            gt_bboxes_ignore, gt_valid=gt_valid)
 
 
 def model_cfg(name):
@@ -60,8 +43,8 @@ def build_pair(name):
     stock = build_detector(model_cfg(name))
     cfg = model_cfg(name)
     cfg.bbox_head.type = HPU_HEADS[name]
-    cfg.pop('type')
-    static = StaticSingleStage(**cfg)
+    cfg.type = 'HPUSingleStageDetector'
+    static = build_detector(cfg)
     static.load_state_dict(stock.state_dict(), strict=True)
     return stock, static
 
