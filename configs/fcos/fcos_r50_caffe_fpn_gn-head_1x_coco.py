@@ -3,7 +3,7 @@
 # HPUSingleStageDetector (FCOS is a plain SingleStageDetector), fixed 1344 x 1344 canvas and
 # padded ground truth.
 _base_ = [
-    '../_base_/datasets/coco_detection_1333x800_static.py',
+    '../_base_/datasets/coco_detection_static.py',
     '../_base_/schedules/schedule_1x.py', '../_base_/default_runtime.py'
 ]
 model = dict(
