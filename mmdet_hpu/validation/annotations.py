@@ -125,7 +125,10 @@ def box_problem(bbox, width=None, height=None):
 def _image_readable(path):
     import cv2
 
-    return cv2.imread(path, cv2.IMREAD_REDUCED_GRAYSCALE_8) is not None
+    try:
+        return cv2.imread(path, cv2.IMREAD_REDUCED_GRAYSCALE_8) is not None
+    except cv2.error:  # images smaller than 8 px cannot be reduced: decode them fully
+        return cv2.imread(path, cv2.IMREAD_UNCHANGED) is not None
 
 
 def _check_images(data, img_prefix, report, decode_images):
