@@ -10,7 +10,13 @@ TORCH=${TORCH:-2.9.1}
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 CONSTRAINTS=tools/constraints.txt
-SHARED_WHEELS=${SHARED_WHEELS:-../shared/wheels}
+# Prebuilt mmcv-full wheels: ../shared/wheels next to the checkout (for a git
+# worktree: next to the main checkout).
+if [ -z "${SHARED_WHEELS:-}" ]; then
+  SHARED_WHEELS=../shared/wheels
+  MAIN_CHECKOUT=$(dirname "$(git rev-parse --path-format=absolute --git-common-dir 2>/dev/null || echo .)")
+  [ -d "$SHARED_WHEELS" ] || SHARED_WHEELS="$MAIN_CHECKOUT/../shared/wheels"
+fi
 
 STACK_PINS=$(sed -n "s/^# stack: \(torch==$TORCH .*\)$/\1/p" "$CONSTRAINTS")
 if [ -z "$STACK_PINS" ]; then

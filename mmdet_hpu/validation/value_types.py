@@ -35,7 +35,7 @@ MISSING = object()
 
 
 def _lookup(cfg, dotted):
-    node = cfg
+    node = getattr(cfg, '_cfg_dict', cfg)  # mmcv.Config is not a dict; its ConfigDict is
     for part in dotted.split('.'):
         if not isinstance(node, dict) or part not in node:
             return MISSING
