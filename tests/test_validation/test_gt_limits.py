@@ -33,6 +33,7 @@ def test_too_many_boxes_fails_before_training(cli_state, earlier_run, data, demo
 
 
 def _preflight(cfg, work_dir):
+    """The pre-flight of mmdet-hpu-train (parse_args exports LOCAL_RANK: use cli_state)."""
     from mmdet_hpu.cli.train import parse_args
     from mmdet_hpu.validation import preflight_train
 
@@ -40,7 +41,7 @@ def _preflight(cfg, work_dir):
     return preflight_train(cfg, parse_args([DEMO_CONFIG, '--no-validate']))
 
 
-def test_the_suggested_option_fixes_it(data, demo_cfg, tmp_path):
+def test_the_suggested_option_fixes_it(cli_state, data, demo_cfg, tmp_path):
     edit_coco(data, lambda c: _crowd_image(c, 20))
     index = _pad_gt_index(demo_cfg(data))
     cfg = demo_cfg(data, **{f'data.train.pipeline.{index}.max_num_gt': 20})
@@ -49,7 +50,8 @@ def test_the_suggested_option_fixes_it(data, demo_cfg, tmp_path):
 
 
 @pytest.mark.parametrize('num_boxes,bucket', [(3, 8), (20, 32), (200, 256)])
-def test_unset_max_num_gt_is_chosen_from_the_data(data, demo_cfg, tmp_path, num_boxes, bucket):
+def test_unset_max_num_gt_is_chosen_from_the_data(cli_state, data, demo_cfg, tmp_path, num_boxes,
+                                                  bucket):
     edit_coco(data, lambda c: _crowd_image(c, num_boxes))
     cfg = demo_cfg(data)
     step = cfg.data.train.pipeline[_pad_gt_index(cfg)]
