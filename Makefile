@@ -1,7 +1,14 @@
 # The two commands a newcomer types:
 #   make demo   # set up .venv if missing, generate the demo data, train + evaluate YOLOv3
 #   make test   # set up .venv if missing, lint, run the test suite
+# The torch stack (tools/constraints.txt lists them); each non-default stack
+# gets its own venv: make test TORCH=2.7.1 uses .venv-torch2.7.1.
+TORCH ?= 2.9.1
+ifeq ($(TORCH),2.9.1)
 VENV ?= .venv
+else
+VENV ?= .venv-torch$(TORCH)
+endif
 PYTHON ?= python3.11
 DEMO_CONFIG ?= configs/demo/yolov3_mobilenetv2-half_128_shapes.py
 DEMO_DATA ?= data/demo
@@ -14,7 +21,7 @@ PYTEST_ARGS ?=
 env: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml tools/constraints.txt tools/setup_env.sh
-	VENV=$(VENV) PYTHON=$(PYTHON) bash tools/setup_env.sh
+	TORCH=$(TORCH) VENV=$(VENV) PYTHON=$(PYTHON) bash tools/setup_env.sh
 
 demo: env
 	VENV=$(VENV) DEVICE=$(DEVICE) bash tools/demo.sh $(DEMO_CONFIG) $(DEMO_DATA) $(DEMO_WORK_DIR)

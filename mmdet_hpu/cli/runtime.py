@@ -1,7 +1,6 @@
 """Steps shared by the console scripts: device set-up, config loading, user errors."""
 import contextlib
 import os
-import os.path as osp
 import sys
 
 from mmdet_hpu.errors import ConfigError, UserError
@@ -46,21 +45,9 @@ def _user_set_op_lists():
 
 def load_config(path):
     """Read an mmcv config file, importing its ``custom_imports`` (the plugin)."""
-    from mmcv import Config
+    from mmdet_hpu.validation.config_file import load_config_file
 
-    if not osp.isfile(path):
-        raise UserError(f'config file not found: {path!r}. Pass the path of a config such as '
-                        'configs/demo/yolov3_mobilenetv2-half_128_shapes.py.')
-    try:
-        return Config.fromfile(path)
-    except SyntaxError as err:  # mmcv names the file; the config is Python
-        raise UserError(f'config {path!r} is not valid Python: {err}. Fix the file.') from None
-    except FileNotFoundError as err:  # a missing _base_ file
-        raise UserError(f'config {path!r}: {err}. Fix the _base_ paths (relative to the '
-                        'config file).') from None
-    except ImportError as err:  # custom_imports
-        raise UserError(f'config {path!r}: custom_imports failed: {err}. Install the module '
-                        'or fix the name.') from None
+    return load_config_file(path)
 
 
 @contextlib.contextmanager

@@ -95,7 +95,10 @@ def _prepare_test_config(cfg, args):
     from mmdet.datasets import replace_ImageToTensor
     from mmdet.utils import compat_cfg
 
+    from mmdet_hpu.validation.value_types import check_value_types
+
     merge_cfg_options(cfg, args.cfg_options)
+    check_value_types(cfg)  # before compat_cfg and the code below use the values
     cfg = compat_cfg(cfg)
     set_batch_sizes(cfg, eval_batch_size=args.eval_batch_size)
     cfg.model.pop('pretrained', None)

@@ -9,8 +9,10 @@ Policies (``--bad-annotations``):
 * ``fail``: stop with an error that lists the first offenders.
 * ``off``: no check (mmdet's own behaviour; for very large datasets).
 
-Malformed JSON, a file that is not COCO, config classes missing from the file's
-categories, or nothing left after cleaning always stop.
+Malformed JSON, a file that is not COCO or of the wrong shape (``coco_schema``),
+image files whose size differs from the declared width/height (``image_sizes``),
+config classes missing from the file's categories, or nothing left after cleaning
+always stop.
 """
 import json
 import math
@@ -21,7 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from hashlib import sha1
 
+from .coco_schema import check_coco_structure
 from .errors import ValidationError
+from .image_sizes import mismatch_message, size_mismatches
 from .registries import did_you_mean
 
 POLICIES = ('skip', 'fail', 'off')
@@ -41,6 +45,7 @@ class AnnotationReport:
     unknown_categories: list = field(default_factory=list)  # (ann id, category id)
     missing_images: list = field(default_factory=list)  # file names
     unreadable_images: list = field(default_factory=list)  # file names
+    size_mismatches: list = field(default_factory=list)  # always fatal, see image_sizes
 
     @property
     def clean(self):
@@ -82,7 +87,15 @@ def read_coco_json(ann_file, key='ann_file'):
         raise ValidationError(
             f'annotation file {ann_file!r} (config key {key}) is not valid JSON: {err.msg} at '
             f'line {err.lineno}, column {err.colno}. Fix or regenerate the file.') from None
-    except (OSError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:
+        raise ValidationError(f'annotation file {ann_file!r} (config key {key}) is not UTF-8 '
+                              f'text (byte {err.start}: {err.reason}); JSON files must be '
+                              'UTF-8. Re-save it as UTF-8 or regenerate it.') from None
+    except RecursionError:
+        raise ValidationError(f'annotation file {ann_file!r} (config key {key}) is nested too '
+                              'deeply to be a COCO file (thousands of nested lists/objects). '
+                              'Fix or regenerate the file.') from None
+    except OSError as err:
         raise ValidationError(f'annotation file {ann_file!r} (config key {key}) cannot be '
                               f'read: {err}.') from None
     missing = [s for s in ('images', 'annotations', 'categories')
@@ -112,7 +125,10 @@ def box_problem(bbox, width=None, height=None):
 def _image_readable(path):
     import cv2
 
-    return cv2.imread(path, cv2.IMREAD_REDUCED_GRAYSCALE_8) is not None
+    try:
+        return cv2.imread(path, cv2.IMREAD_REDUCED_GRAYSCALE_8) is not None
+    except cv2.error:  # images smaller than 8 px cannot be reduced: decode them fully
+        return cv2.imread(path, cv2.IMREAD_UNCHANGED) is not None
 
 
 def _check_images(data, img_prefix, report, decode_images):
@@ -126,6 +142,10 @@ def _check_images(data, img_prefix, report, decode_images):
         with ThreadPoolExecutor(max_workers=4) as pool:
             for i, ok in zip(todo, pool.map(_image_readable, [paths[i] for i in todo])):
                 readable[i] = ok
+    if decode_images:
+        good = [i for i, (found, ok) in enumerate(zip(exists, readable)) if found and ok]
+        report.size_mismatches = size_mismatches([images[i] for i in good],
+                                                 [paths[i] for i in good])
     bad_ids = set()
     for img, path, found, ok in zip(images, paths, exists, readable):
         if not found:
@@ -212,7 +232,7 @@ def warn(message):
 
 
 def check_annotations(ann_file, img_prefix, classes=None, policy=DEFAULT_POLICY, out_dir=None,
-                      key='ann_file', decode_images=True):
+                      key='ann_file', decode_images=True, require_boxes=True):
     """Check one COCO annotation file and apply ``policy`` to what is wrong.
 
     Args:
@@ -223,8 +243,9 @@ def check_annotations(ann_file, img_prefix, classes=None, policy=DEFAULT_POLICY,
         out_dir (str, optional): Where ``skip`` writes the cleaned copy
             (``<out_dir>/cleaned_annotations/``); required for ``skip``.
         key (str): The config key of ``ann_file``, for messages.
-        decode_images (bool): Also decode each image with ``cv2.imread`` (else only
-            check that it exists).
+        decode_images (bool): Also decode each image with ``cv2.imread`` and compare
+            its header size with the declared one (else only check that it exists).
+        require_boxes (bool): A file without any box is an error (training, evaluation).
 
     Returns:
         str: The annotation file to use: ``ann_file``, or the cleaned copy.
@@ -233,23 +254,39 @@ def check_annotations(ann_file, img_prefix, classes=None, policy=DEFAULT_POLICY,
         ValidationError: Malformed file, unknown classes, nothing usable left, or any
             problem under ``policy='fail'``.
     """
+    return checked_annotations(ann_file, img_prefix, classes, policy, out_dir, key,
+                               decode_images, require_boxes)[0]
+
+
+def checked_annotations(ann_file, img_prefix, classes=None, policy=DEFAULT_POLICY, out_dir=None,
+                        key='ann_file', decode_images=True, require_boxes=True):
+    """:func:`check_annotations`, also returning the parsed data that will be used.
+
+    Returns:
+        tuple[str, dict | None]: The file to use and its parsed (cleaned) content; None
+        with ``policy='off'`` (nothing is read).
+    """
     if policy not in POLICIES:
         raise ValueError(f'policy must be one of {POLICIES}, got {policy!r}')
     if policy == 'off':
-        return ann_file
+        return ann_file, None
     data = read_coco_json(ann_file, key)
+    check_coco_structure(data, ann_file, key, require_boxes)
     check_classes(data, classes, ann_file, key)
     report, bad_images, bad_anns = find_problems(data, img_prefix, decode_images)
-    if report.clean:
-        return ann_file
     where = f'annotation file {ann_file!r} (config key {key})'
+    if report.size_mismatches:
+        raise ValidationError(mismatch_message(report.size_mismatches, where))
+    if report.clean:
+        return ann_file, data
     if policy == 'fail':
         raise ValidationError(f'{where} has {report.counts()}. First offenders: '
                               f'{report.examples()}. Fix the file, or rerun with '
                               '--bad-annotations skip to train without them.')
     data = cleaned(data, bad_images, bad_anns)
-    if not data['images']:
-        raise ValidationError(f'{where}: no usable image left after skipping '
+    if not data['images'] or (require_boxes and not data['annotations']):
+        left = 'image' if not data['images'] else 'box'
+        raise ValidationError(f'{where}: no usable {left} left after skipping '
                               f'{report.counts()}. First offenders: {report.examples()}.')
     path = _clean_path(ann_file, out_dir)
     _write_json(data, path)
@@ -257,4 +294,4 @@ def check_annotations(ann_file, img_prefix, classes=None, policy=DEFAULT_POLICY,
          f'{report.num_images} images in the file). Using the cleaned copy {path!r}; your file '
          f'is unchanged. First offenders: {report.examples()}. Use --bad-annotations fail to '
          'stop instead.')
-    return path
+    return path, data

@@ -6,12 +6,14 @@ work dir is populated, so a mistake costs seconds and never overwrites a file.
 import os.path as osp
 import tempfile
 
-from .annotations import check_annotations, warn
+from .annotations import checked_annotations, warn
 from .checkpoint_checks import check_structure
 from .config_checks import check_config_keys
 from .data_paths import check_data_paths
 from .datasets_cfg import iter_split_cfgs, resolve
+from .gt_limits import apply_gt_limits
 from .num_classes import check_num_classes, class_mismatch_message
+from .value_types import check_value_types
 from .work_dir import check_work_dir
 
 
@@ -25,11 +27,12 @@ def _is_coco(dataset_cfg):
     return isinstance(cls, type) and issubclass(cls, CocoDataset)
 
 
-def apply_annotation_policy(cfg, policy, out_dir, splits):
+def apply_annotation_policy(cfg, policy, out_dir, splits, require_boxes=True):
     """Run :func:`check_annotations` on every COCO dataset of ``splits``.
 
     A dataset whose file needed cleaning gets ``ann_file`` pointed at the cleaned
-    copy (absolute path) in ``cfg``.
+    copy (absolute path) in ``cfg``; its ``HPUPadGT`` steps get ``max_num_gt``
+    checked against the boxes per image (or chosen, when unset).
     """
     if policy == 'off':
         return cfg
@@ -38,9 +41,11 @@ def apply_annotation_policy(cfg, policy, out_dir, splits):
         if not isinstance(ann_file, str) or not ann_file.endswith('.json') \
                 or not _is_coco(dataset_cfg):
             continue
-        used = check_annotations(ann_file, resolve(dataset_cfg.get('img_prefix'), dataset_cfg),
-                                 dataset_cfg.get('classes'), policy, out_dir,
-                                 key=f'{key}.ann_file')
+        used, data = checked_annotations(
+            ann_file, resolve(dataset_cfg.get('img_prefix'), dataset_cfg),
+            dataset_cfg.get('classes'), policy, out_dir, key=f'{key}.ann_file',
+            require_boxes=require_boxes)
+        apply_gt_limits(dataset_cfg, key, data, dataset_cfg.get('classes'))
         if used != ann_file:
             dataset_cfg['ann_file'] = osp.abspath(used)
     return cfg
@@ -136,6 +141,7 @@ def preflight_train(cfg, args):
 
     set_trust_legacy_checkpoints(getattr(args, 'trust_legacy_checkpoint', False))
     check_config_keys(cfg)
+    check_value_types(cfg)
     splits = train_splits(cfg, args)
     check_data_paths(cfg, splits)
     check_work_dir(cfg.work_dir)
@@ -166,5 +172,6 @@ def preflight_test(cfg, args):
             flag = f'--{option.replace("_", "-")}'
             check_work_dir(folder, what=f'{flag} folder', option=flag)
     out_dir = getattr(args, 'work_dir', None) or tempfile.mkdtemp(prefix='mmdet-hpu-ann-')
-    apply_annotation_policy(cfg, getattr(args, 'bad_annotations', 'skip'), out_dir, ('test',))
+    apply_annotation_policy(cfg, getattr(args, 'bad_annotations', 'skip'), out_dir, ('test',),
+                            require_boxes=not getattr(args, 'format_only', False))
     return cfg

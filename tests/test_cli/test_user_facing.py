@@ -173,10 +173,10 @@ def test_steps_with_an_iteration_runner_is_a_clean_error(cli_env, tiny, tmp_path
 
 
 @pytest.mark.parametrize('text,message', [
-    ('model = dict(type=\n', 'is not valid Python'),
-    ("_base_ = ['missing_base.py']\n", 'Fix the _base_ paths'),
+    ('model = dict(type=\n', 'cannot be read: SyntaxError'),
+    ("_base_ = ['missing_base.py']\n", 'missing_base.py'),
     ("custom_imports = dict(imports=['no_such_module_xyz'], allow_failed_imports=False)\n",
-     'custom_imports failed'),
+     "custom_imports names the module 'no_such_module_xyz'"),
 ])
 def test_broken_config_file_exits_2(cli_env, tmp_path, capsys, text, message):
     from mmdet_hpu.cli.train import main

@@ -32,5 +32,10 @@ def initialize_distributed_hpu(world_size=None, rank=None, local_rank=None):
     return world_size, rank, local_rank
 
 
-dist.Backend.register_backend('hccl', _create_hccl, devices=['cpu'])
+# The real module is imported once per process; the ``fake_habana`` fixture re-imports
+# this one for every test, but torch's backend registry is process-wide and torch < 2.7
+# asserts that a backend is registered only once ("HCCL c10d backend already exist").
+# The creator registered first stays: it records to the same RECORDER.
+if not hasattr(dist.Backend, 'HCCL'):
+    dist.Backend.register_backend('hccl', _create_hccl, devices=['cpu'])
 initialize_distributed_hpu()
