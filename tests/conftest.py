@@ -67,3 +67,24 @@ def fake_habana(monkeypatch):
         os.environ.pop(var, None)
         if value is not None:
             os.environ[var] = value
+
+
+@pytest.fixture(autouse=True)
+def _fresh_mmcv_loggers():
+    """Forget the loggers mmcv configured during a test.
+
+    ``mmcv.utils.get_logger`` attaches a ``StreamHandler`` to the stream ``sys.stderr`` is at
+    that moment (pytest's capture of one test) and never again; a later test would then log
+    into a closed stream (``--- Logging error ---`` on stderr). Each test starts afresh.
+    """
+    yield
+    import logging
+
+    from mmcv.utils import logging as mmcv_logging
+
+    for name in list(mmcv_logging.logger_initialized):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()
+    mmcv_logging.logger_initialized.clear()
