@@ -5,6 +5,7 @@ import mmcv
 import numpy as np
 import pytest
 import torch
+import torchvision
 from mmdet.models.builder import build_head
 
 import mmdet_hpu  # noqa: F401  (registers the HPU heads)
@@ -312,16 +313,15 @@ def test_get_bboxes_static_shapes_and_single_nms(kind, monkeypatch):
     cls_scores = [c.detach() for c in cls_scores]
     bbox_preds = [b.detach() for b in bbox_preds]
     from mmdet_hpu.models.utils import static_postprocess
-    calls = []
-    real_nms = static_postprocess.nms
-
-    def counting_nms(*args):
-        calls.append(args[0].shape)
-        return real_nms(*args)
-
-    monkeypatch.setattr(static_postprocess, 'nms', counting_nms)
+    ops, calls = [], []
+    real_op, real_nms = static_postprocess.nms_keep_mask, torchvision.ops.nms
+    monkeypatch.setattr(static_postprocess, 'nms_keep_mask',
+                        lambda *args: ops.append(args[0].shape) or real_op(*args))
+    monkeypatch.setattr(torchvision.ops, 'nms',
+                        lambda *args: calls.append(args[0].shape) or real_nms(*args))
     dets, labels, num_dets = hpu.get_bboxes_static(cls_scores, bbox_preds, img_metas(2))
-    assert len(calls) == 1
+    # One fixed-shape NMS op for the batch; inside it one torchvision NMS per image.
+    assert len(ops) == 1 and len(calls) == 2
     max_per_img = hpu.test_cfg['max_per_img']
     assert dets.shape == (2, max_per_img, 5) and labels.shape == (2, max_per_img)
     for i in range(2):

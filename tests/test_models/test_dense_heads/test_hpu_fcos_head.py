@@ -4,6 +4,7 @@ import copy
 import mmcv
 import pytest
 import torch
+import torchvision
 from dense_head_cases import (
     NUM_CLASSES,
     SCENARIOS,
@@ -215,12 +216,15 @@ def test_pre_nms_inference_is_static_and_nms_is_called_once(monkeypatch):
     _, hpu = build_heads()
     outs = random_head_outputs(3, seed=6)
     assert_pre_nms_is_static(hpu, outs, varied_metas(3), hpu.test_cfg)
-    calls = []
-    real_nms = static_postprocess.nms
-    monkeypatch.setattr(static_postprocess, 'nms',
+    ops, calls = [], []
+    real_op, real_nms = static_postprocess.nms_keep_mask, torchvision.ops.nms
+    monkeypatch.setattr(static_postprocess, 'nms_keep_mask',
+                        lambda *args: ops.append(1) or real_op(*args))
+    monkeypatch.setattr(torchvision.ops, 'nms',
                         lambda *args: calls.append(1) or real_nms(*args))
     dets, labels, num_dets = hpu.get_bboxes_static(*outs, img_metas=varied_metas(3))
-    assert len(calls) == 1
+    # One fixed-shape NMS op for the batch; inside it one torchvision NMS per image.
+    assert len(ops) == 1 and len(calls) == 3
     assert dets.shape == (3, 100, 5) and labels.shape == (3, 100) and num_dets.shape == (3, )
 
 
