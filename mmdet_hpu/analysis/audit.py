@@ -241,10 +241,15 @@ def _frame_text(frame) -> str:
 
 
 def _yolov3_pre_nms(head, call: Call):
-    """``HPUYOLOV3Head.get_bboxes_pre_nms`` with the arguments its ``get_bboxes`` would use."""
+    """``HPUYOLOV3Head.get_bboxes_pre_nms`` with the arguments its ``get_bboxes`` (or
+    ``static_detections``, what ``HPUYOLOV3.simple_test`` calls) would use."""
     if not (hasattr(head, 'get_bboxes_pre_nms') and hasattr(head, '_scale_factors')):
         return None
     pred_maps = list(call.args[0])
+    if getattr(call.fn, '__name__', '') == 'static_detections':
+        scale, params = call.args[1], call.args[2]
+        return head.get_bboxes_pre_nms, (pred_maps, scale, params.conf_thr, params.score_thr,
+                                         params.nms_pre)
     metas = call.kwargs.get('img_metas', call.args[1] if len(call.args) > 1 else None)
     cfg = head.test_cfg
     scale = head._scale_factors(metas, pred_maps[0].device)

@@ -88,10 +88,14 @@ SINGLE_STAGE = PhasePlan(
     train_default=TARGETS_LOSS,
     infer_default=POST,
     train_routes=(Route('', 'extract_feat', FORWARD), Route('bbox_head', 'forward', FORWARD),
-                  Route('bbox_head', 'loss', capture='loss')),
+                  Route('bbox_head', 'loss', capture='loss'),
+                  # HPUYOLOV3's train_graph calls its head's padded-GT loss directly.
+                  Route('bbox_head', 'loss_padded', capture='loss')),
     infer_routes=(Route('', 'extract_feat', INFER_FORWARD),
                   Route('bbox_head', 'forward', INFER_FORWARD),
-                  Route('bbox_head', 'get_bboxes', capture='get_bboxes')),
+                  Route('bbox_head', 'get_bboxes', capture='get_bboxes'),
+                  # HPUYOLOV3 post-processes through its head's static entry point instead.
+                  Route('bbox_head', 'static_detections', capture='get_bboxes')),
 )
 
 TWO_STAGE = PhasePlan(
@@ -197,6 +201,8 @@ def detach_tree(value):
 
     if isinstance(value, torch.Tensor):
         return value.detach().requires_grad_() if value.requires_grad else value
+    if isinstance(value, tuple) and hasattr(value, '_fields'):  # a NamedTuple
+        return type(value)(*(detach_tree(item) for item in value))
     if isinstance(value, (list, tuple)):
         return type(value)(detach_tree(item) for item in value)
     if type(value) is dict:  # noqa: E721  (a ConfigDict holds no tensors: kept as it is)
