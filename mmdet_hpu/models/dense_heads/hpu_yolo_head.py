@@ -15,7 +15,7 @@ from ..utils.anchor_gather import gather_anchor_preds, gather_objectness_and_anc
 from ..utils.gt_padding import bucket_gt_list, stack_padded_gt, unpad_gt
 from ..utils.static_grid_assigner import grid_assign, level_box_iou, responsible_flags
 from ..utils.static_postprocess import batched_nms_fixed, select_topk_candidates
-from ..utils.test_params import StaticTestParams, _parse_nms_cfg, parse_test_cfg  # noqa: F401
+from ..utils.test_params import StaticTestParams, parse_test_cfg
 
 TARGET_MODES = ('device', 'host')
 

@@ -142,25 +142,6 @@ class HPUYOLOV3(StaticLossesMixin, YOLOV3):
         scale_factors = head._scale_factors(img_metas, img.device) if rescale else None
         return self._host_results(*self.test_graph(img, scale_factors, head.static_test_params()))
 
-    def results_from_maps(self, pred_maps, img_metas, rescale=False):
-        """:meth:`simple_test`'s post-processing alone, from the head's predicted maps.
-
-        Args:
-            pred_maps (Sequence[Tensor]): per level, (B, num_base * (5 + C), h, w).
-            img_metas (list[dict]): Image meta information.
-            rescale (bool): Map boxes back to the original image size.
-
-        Returns:
-            list[list[ndarray]]: as :meth:`simple_test`.
-        """
-        head = self.bbox_head
-        if not isinstance(head, HPUYOLOV3Head):
-            return [bbox2result(boxes, lbls, head.num_classes) for boxes, lbls in
-                    head.get_bboxes(pred_maps, img_metas, rescale=rescale)]
-        scale_factors = head._scale_factors(img_metas, pred_maps[0].device) if rescale else None
-        return self._host_results(*head.static_detections(pred_maps, scale_factors,
-                                                          head.static_test_params()))
-
     def _host_results(self, dets, labels, num_dets):
         """mmdet's per-class numpy results, from one device-to-host copy of the batch."""
         return [bbox2result(boxes, lbls, self.bbox_head.num_classes)
