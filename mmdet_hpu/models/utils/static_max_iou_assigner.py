@@ -11,11 +11,41 @@ from typing import Optional, Tuple, Union
 
 import torch
 from mmdet.core.bbox.assigners import MaxIoUAssigner
-from mmdet.core.bbox.iou_calculators import BboxOverlaps2D, bbox_overlaps
+from mmdet.core.bbox.iou_calculators import BboxOverlaps2D
 
 from mmdet_hpu.errors import ConfigError
 
 Threshold = Union[float, Tuple[float, float]]
+
+
+def pairwise_iou(gt_bboxes: torch.Tensor, anchors: torch.Tensor, eps: float = 1e-6
+                 ) -> torch.Tensor:
+    """IoU of every GT row with every anchor, bit for bit mmdet's ``bbox_overlaps``.
+
+    The same float operations in the same order as ``bbox_overlaps(gt_bboxes, anchors)``
+    (``mode='iou'``), so ties come out as in mmdet, but on (B, G, A) coordinate planes instead
+    of (B, G, A, 2) corner pairs, with anchors shared by the batch not expanded, and in place
+    where possible (about half the passes and temporaries).
+
+    Args:
+        gt_bboxes (Tensor): (B, G, 4).
+        anchors (Tensor): (A, 4) shared or (B, A, 4).
+        eps (float): least union (mmdet's default).
+
+    Returns:
+        Tensor: (B, G, A).
+    """
+    if anchors.dim() == 2:
+        anchors = anchors[None]
+    gt = [c[..., None] for c in gt_bboxes.unbind(-1)]  # (B, G, 1) each
+    an = [c[:, None, :] for c in anchors.unbind(-1)]  # (1 or B, 1, A) each
+    gt_area = (gt[2] - gt[0]) * (gt[3] - gt[1])
+    anchor_area = (an[2] - an[0]) * (an[3] - an[1])
+    overlap = torch.minimum(gt[2], an[2]).sub_(torch.maximum(gt[0], an[0])).clamp_(min=0)
+    height = torch.minimum(gt[3], an[3]).sub_(torch.maximum(gt[1], an[1])).clamp_(min=0)
+    overlap.mul_(height)
+    union = torch.add(gt_area, anchor_area, out=height).sub_(overlap).clamp_(min=eps)
+    return overlap.div_(union)
 
 
 def max_iou_assign(overlaps: torch.Tensor, gt_valid: torch.Tensor,
@@ -165,10 +195,7 @@ class StaticMaxIoUAssigner:
             tuple[Tensor, Tensor]: assigned (B, A) long and max_overlaps (B, A), see
             :func:`max_iou_assign`.
         """
-        num_imgs = gt_bboxes.shape[0]
-        if anchors.dim() == 2:
-            anchors = anchors.expand(num_imgs, *anchors.shape)
-        overlaps = bbox_overlaps(gt_bboxes, anchors)
+        overlaps = pairwise_iou(gt_bboxes, anchors)
         return max_iou_assign(overlaps, gt_valid, anchor_valid, self.pos_iou_thr,
                               self.neg_iou_thr, self.min_pos_iou, self.gt_max_assign_all,
                               self.match_low_quality)
