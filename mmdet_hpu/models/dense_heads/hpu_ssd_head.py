@@ -1,11 +1,11 @@
 """SSD head with fixed-shape training targets, rank-mask hard negative mining, static inference."""
 import torch
-import torch.nn.functional as F
 from mmcv.runner import force_fp32
 from mmdet.models.builder import HEADS
 from mmdet.models.dense_heads import SSDHead
 from mmdet.models.losses import smooth_l1_loss
 
+from ..utils.fused_cross_entropy import cross_entropy_maps
 from .static_anchor_head import StaticAnchorHeadMixin
 
 
@@ -65,7 +65,7 @@ class HPUSSDHead(StaticAnchorHeadMixin, SSDHead):
             num_base = logits.shape[0] // num_imgs
             level_labels = labels[:, start:start + cells * num_base]
             level_labels = level_labels.reshape(num_imgs, cells, num_base).transpose(1, 2)
-            loss = F.cross_entropy(logits, level_labels.reshape(-1, cells), reduction='none')
+            loss = cross_entropy_maps(logits, level_labels.reshape(-1, cells))
             losses.append(loss.reshape(num_imgs, num_base, cells).transpose(1, 2)
                           .reshape(num_imgs, -1))
             start += cells * num_base
