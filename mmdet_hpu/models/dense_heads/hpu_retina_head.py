@@ -9,6 +9,7 @@ from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss
 
 from mmdet_hpu.errors import ConfigError
 
+from ..utils.fused_box_loss import smooth_l1_sum
 from ..utils.fused_focal_loss import sigmoid_focal_loss_maps, sigmoid_focal_loss_sum
 from .static_anchor_head import StaticAnchorHeadMixin, split_levels
 
@@ -134,8 +135,14 @@ class HPURetinaHead(StaticAnchorHeadMixin, RetinaHead):
         # mmdet's weight_reduce_loss: sum / (avg_factor + eps).
         loss_cls = focal['loss_weight'] * (total / (num_total_samples + eps))
         deltas = bbox_pred.reshape(num_imgs, num_base, 4, cells)
-        loss_bbox = self.loss_bbox(deltas, channel_first(bbox_targets),
-                                   channel_first(bbox_weights), avg_factor=num_total_samples)
+        if self.loss_bbox.reduction == 'mean':
+            box = self.loss_bbox
+            total = smooth_l1_sum(deltas, channel_first(bbox_targets), channel_first(bbox_weights),
+                                  getattr(box, 'beta', 0.0), dims=(0, 1, 2, 3))
+            loss_bbox = box.loss_weight * (total / (num_total_samples + eps))
+        else:
+            loss_bbox = self.loss_bbox(deltas, channel_first(bbox_targets),
+                                       channel_first(bbox_weights), avg_factor=num_total_samples)
         return loss_cls, loss_bbox
 
     @force_fp32(apply_to=('cls_scores', 'bbox_preds'))

@@ -5,6 +5,7 @@ from mmdet.models.builder import HEADS
 from mmdet.models.dense_heads import SSDHead
 from mmdet.models.losses import smooth_l1_loss
 
+from ..utils.fused_box_loss import smooth_l1_sum
 from ..utils.fused_cross_entropy import cross_entropy_maps
 from .static_anchor_head import StaticAnchorHeadMixin
 
@@ -116,13 +117,13 @@ class HPUSSDHead(StaticAnchorHeadMixin, SSDHead):
             deltas = bbox_pred.reshape(num_imgs, -1, 4, cells)
             end = start + cells * deltas.shape[1]
 
-            def channel_first(target):  # (B, A_l, 4) -> (B, n, 4, h * w), contiguous
+            def channel_first(target):  # (B, A_l, 4) -> (B, n, 4, h * w), a view
                 target = target[:, start:end].reshape(num_imgs, cells, -1, 4)
-                return target.permute(0, 2, 3, 1).contiguous()
+                return target.permute(0, 2, 3, 1)
 
-            elementwise = smooth_l1_loss(deltas, channel_first(bbox_targets),
-                                         beta=self._smoothl1_beta, reduction='none')
-            total = total + (elementwise * channel_first(bbox_weights)).sum(dim=(1, 2, 3))
+            total = total + smooth_l1_sum(deltas, channel_first(bbox_targets),
+                                          channel_first(bbox_weights), self._smoothl1_beta,
+                                          dims=(1, 2, 3))
             start = end
         return total
 
