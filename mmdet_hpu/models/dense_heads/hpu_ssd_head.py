@@ -116,13 +116,10 @@ class HPUSSDHead(StaticAnchorHeadMixin, SSDHead):
             cells = bbox_pred.shape[-2] * bbox_pred.shape[-1]
             deltas = bbox_pred.reshape(num_imgs, -1, 4, cells)
             end = start + cells * deltas.shape[1]
-
-            def channel_first(target):  # (B, A_l, 4) -> (B, n, 4, h * w), a view
-                target = target[:, start:end].reshape(num_imgs, cells, -1, 4)
-                return target.permute(0, 2, 3, 1)
-
-            total = total + smooth_l1_sum(deltas, channel_first(bbox_targets),
-                                          channel_first(bbox_weights), self._smoothl1_beta,
+            # (B, A_l, 4) -> (B, n, 4, h * w) views of the level's targets.
+            targets, weights = (t[:, start:end].reshape(num_imgs, cells, -1, 4).permute(0, 2, 3, 1)
+                                for t in (bbox_targets, bbox_weights))
+            total = total + smooth_l1_sum(deltas, targets, weights, self._smoothl1_beta,
                                           dims=(1, 2, 3))
             start = end
         return total

@@ -18,7 +18,8 @@ class _CrossEntropyMaps(torch.autograd.Function):
         exp = torch.sub(logits, peak).exp_()
         total = exp.sum(dim=1, keepdim=True)
         index = labels[:, None]
-        loss = (peak + total.log()).sub_(logits.gather(1, index)).squeeze(1)
+        # log(sum) - (x[label] - max): log-softmax's order (exact for a dominant label).
+        loss = total.log().sub_(logits.gather(1, index).sub_(peak)).squeeze(1)
         # The backward scales ``exp`` in place: a second backward through the same graph
         # (retain_graph) fails autograd's version check instead of giving a wrong gradient.
         ctx.save_for_backward(exp, total, index)
