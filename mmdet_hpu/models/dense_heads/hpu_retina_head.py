@@ -26,10 +26,13 @@ class HPURetinaHead(StaticAnchorHeadMixin, RetinaHead):
     ``MaxIoUAssigner`` + ``PseudoSampler``, see there), with ground truth padded to a bucket
     (see :class:`StaticAnchorHeadMixin`); ``num_total_pos`` stays a device tensor. The losses
     equal stock's: the focal loss is that of mmdet's ``py_sigmoid_focal_loss`` (what stock runs
-    on every device but CUDA), with a one-hot target built by comparison (``F.one_hot`` reads the
-    labels' range on the host) and, for ``reduction='mean'``, computed by
-    :func:`~mmdet_hpu.models.utils.fused_focal_loss.sigmoid_focal_loss_sum` (same value, a few
-    fused passes and an analytic gradient instead of ~15 recorded ops).
+    on every device but CUDA). With ``reduction='mean'`` (and boxes not decoded) each level's
+    losses are computed on the maps viewed channel-first (B, n, C, h * w), without permuted
+    copies, by :func:`~mmdet_hpu.models.utils.fused_focal_loss.sigmoid_focal_loss_maps` (labels
+    as indices, no one-hot, analytic gradient) and
+    :func:`~mmdet_hpu.models.utils.fused_box_loss.smooth_l1_sum`; otherwise the stock
+    ``loss_single`` layout with a one-hot built by comparison (``F.one_hot`` reads the labels'
+    range on the host).
 
     Refused at build time (``ConfigError``, naming the option and the alternative): a sampler
     other than ``PseudoSampler``, an assigner other than ``MaxIoUAssigner`` or with
