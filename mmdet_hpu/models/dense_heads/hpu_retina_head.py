@@ -9,7 +9,8 @@ from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss
 
 from mmdet_hpu.errors import ConfigError
 
-from ..utils.fused_focal_loss import sigmoid_focal_loss_sum
+from ..utils.fused_box_loss import smooth_l1_sum
+from ..utils.fused_focal_loss import sigmoid_focal_loss_maps, sigmoid_focal_loss_sum
 from .static_anchor_head import StaticAnchorHeadMixin, split_levels
 
 SUPPORTED_BBOX_LOSSES = (L1Loss, SmoothL1Loss)
@@ -25,10 +26,13 @@ class HPURetinaHead(StaticAnchorHeadMixin, RetinaHead):
     ``MaxIoUAssigner`` + ``PseudoSampler``, see there), with ground truth padded to a bucket
     (see :class:`StaticAnchorHeadMixin`); ``num_total_pos`` stays a device tensor. The losses
     equal stock's: the focal loss is that of mmdet's ``py_sigmoid_focal_loss`` (what stock runs
-    on every device but CUDA), with a one-hot target built by comparison (``F.one_hot`` reads the
-    labels' range on the host) and, for ``reduction='mean'``, computed by
-    :func:`~mmdet_hpu.models.utils.fused_focal_loss.sigmoid_focal_loss_sum` (same value, a few
-    fused passes and an analytic gradient instead of ~15 recorded ops).
+    on every device but CUDA). With ``reduction='mean'`` (and boxes not decoded) each level's
+    losses are computed on the maps viewed channel-first (B, n, C, h * w), without permuted
+    copies, by :func:`~mmdet_hpu.models.utils.fused_focal_loss.sigmoid_focal_loss_maps` (labels
+    as indices, no one-hot, analytic gradient) and
+    :func:`~mmdet_hpu.models.utils.fused_box_loss.smooth_l1_sum`; otherwise the stock
+    ``loss_single`` layout with a one-hot built by comparison (``F.one_hot`` reads the labels'
+    range on the host).
 
     Refused at build time (``ConfigError``, naming the option and the alternative): a sampler
     other than ``PseudoSampler``, an assigner other than ``MaxIoUAssigner`` or with
@@ -98,6 +102,52 @@ class HPURetinaHead(StaticAnchorHeadMixin, RetinaHead):
                                    avg_factor=num_total_samples)
         return loss_cls, loss_bbox
 
+    def _level_losses(self, cls_score, bbox_pred, labels, label_weights, bbox_targets,
+                      bbox_weights, num_total_samples):
+        """``loss_single`` computed on the channel-first maps (no permuted copies).
+
+        The maps (B, n * C, h, w) are viewed as (B, n, C, h * w); the (small) targets of the
+        level, in anchor order ``cell * n + base``, are viewed to match. Same values as
+        :meth:`loss_single` up to the order of the sums; the gradients come back in the
+        maps' own layout.
+
+        Args:
+            cls_score (Tensor): (B, n * C, h, w).
+            bbox_pred (Tensor): (B, n * 4, h, w).
+            labels, label_weights (Tensor): (B, A_l), A_l = h * w * n.
+            bbox_targets, bbox_weights (Tensor): (B, A_l, 4).
+            num_total_samples (Tensor): 0-dim normaliser.
+
+        Returns:
+            tuple[Tensor, Tensor]: loss_cls and loss_bbox of the level.
+        """
+        num_imgs, _, feat_h, feat_w = cls_score.shape
+        cells = feat_h * feat_w
+        logits = cls_score.reshape(num_imgs, -1, self.cls_out_channels, cells)
+        num_base = logits.shape[1]
+
+        def channel_first(target):  # (B, A_l, ...) -> (B, n, ..., h * w)
+            target = target.reshape(num_imgs, cells, num_base, -1)
+            return target.permute(0, 2, 3, 1)
+
+        focal = self._focal
+        eps = torch.finfo(torch.float32).eps
+        total = sigmoid_focal_loss_maps(logits, channel_first(labels),
+                                        channel_first(label_weights), focal['gamma'],
+                                        focal['alpha'])
+        # mmdet's weight_reduce_loss: sum / (avg_factor + eps).
+        loss_cls = focal['loss_weight'] * (total / (num_total_samples + eps))
+        deltas = bbox_pred.reshape(num_imgs, num_base, 4, cells)
+        if self.loss_bbox.reduction == 'mean':
+            box = self.loss_bbox
+            total = smooth_l1_sum(deltas, channel_first(bbox_targets), channel_first(bbox_weights),
+                                  getattr(box, 'beta', 0.0), dims=(0, 1, 2, 3))
+            loss_bbox = box.loss_weight * (total / (num_total_samples + eps))
+        else:
+            loss_bbox = self.loss_bbox(deltas, channel_first(bbox_targets),
+                                       channel_first(bbox_weights), avg_factor=num_total_samples)
+        return loss_cls, loss_bbox
+
     @force_fp32(apply_to=('cls_scores', 'bbox_preds'))
     def loss(self, cls_scores, bbox_preds, gt_bboxes, gt_labels, img_metas,
              gt_bboxes_ignore=None, gt_valid=None):
@@ -123,10 +173,14 @@ class HPURetinaHead(StaticAnchorHeadMixin, RetinaHead):
         labels, label_weights, bbox_targets, bbox_weights, num_total_pos = targets
         split = priors['num_level_anchors']
         num_imgs = labels.shape[0]
-        level_anchors = [a.expand(num_imgs, *a.shape) for a in priors['mlvl_anchors']]
-        losses_cls, losses_bbox = multi_apply(
-            self.loss_single, cls_scores, bbox_preds, level_anchors,
-            split_levels(labels, split), split_levels(label_weights, split),
-            split_levels(bbox_targets, split), split_levels(bbox_weights, split),
-            num_total_samples=num_total_pos)
+        per_level = (split_levels(labels, split), split_levels(label_weights, split),
+                     split_levels(bbox_targets, split), split_levels(bbox_weights, split))
+        if self._focal['reduction'] == 'mean' and not self.reg_decoded_bbox:
+            losses_cls, losses_bbox = multi_apply(self._level_losses, cls_scores, bbox_preds,
+                                                  *per_level, num_total_samples=num_total_pos)
+        else:
+            level_anchors = [a.expand(num_imgs, *a.shape) for a in priors['mlvl_anchors']]
+            losses_cls, losses_bbox = multi_apply(self.loss_single, cls_scores, bbox_preds,
+                                                  level_anchors, *per_level,
+                                                  num_total_samples=num_total_pos)
         return dict(loss_cls=losses_cls, loss_bbox=losses_bbox)

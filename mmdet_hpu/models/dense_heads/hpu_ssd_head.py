@@ -1,11 +1,12 @@
 """SSD head with fixed-shape training targets, rank-mask hard negative mining, static inference."""
 import torch
-import torch.nn.functional as F
 from mmcv.runner import force_fp32
 from mmdet.models.builder import HEADS
 from mmdet.models.dense_heads import SSDHead
 from mmdet.models.losses import smooth_l1_loss
 
+from ..utils.fused_box_loss import smooth_l1_sum
+from ..utils.fused_cross_entropy import cross_entropy_maps
 from .static_anchor_head import StaticAnchorHeadMixin
 
 
@@ -43,13 +44,41 @@ class HPUSSDHead(StaticAnchorHeadMixin, SSDHead):
             self._neg_pos_ratio = int(self.train_cfg.neg_pos_ratio)
             self._smoothl1_beta = float(self.train_cfg.smoothl1_beta)
 
-    def hard_negative_cls_loss(self, cls_score: torch.Tensor, labels: torch.Tensor,
+    def anchor_cls_losses(self, cls_scores, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of every anchor, straight from the channel-first class maps.
+
+        Each level's map (B, n * (C + 1), h, w) is viewed as (B * n, C + 1, h * w): softmax
+        over the class axis in place, no permuted copy of the map, and the gradient comes
+        back in the map's own layout. Only the (B, A) losses are reordered to anchor order.
+
+        Args:
+            cls_scores (list[Tensor]): per level, (B, n * (C + 1), h, w).
+            labels (Tensor): (B, A) long, C = background, anchor order of ``grid_priors``.
+
+        Returns:
+            Tensor: (B, A) ``F.cross_entropy(..., reduction='none')`` of every anchor.
+        """
+        num_imgs = labels.shape[0]
+        losses, start = [], 0
+        for cls_score in cls_scores:
+            cells = cls_score.shape[-2] * cls_score.shape[-1]
+            logits = cls_score.reshape(-1, self.cls_out_channels, cells)
+            num_base = logits.shape[0] // num_imgs
+            level_labels = labels[:, start:start + cells * num_base]
+            level_labels = level_labels.reshape(num_imgs, cells, num_base).transpose(1, 2)
+            loss = cross_entropy_maps(logits, level_labels.reshape(-1, cells))
+            losses.append(loss.reshape(num_imgs, num_base, cells).transpose(1, 2)
+                          .reshape(num_imgs, -1))
+            start += cells * num_base
+        return torch.cat(losses, dim=1)
+
+    def hard_negative_cls_loss(self, loss_all: torch.Tensor, labels: torch.Tensor,
                                label_weights: torch.Tensor, num_total_pos: torch.Tensor
                                ) -> torch.Tensor:
         """Classification loss of every image: positives plus the hardest negatives.
 
         Args:
-            cls_score (Tensor): (B, A, C + 1) logits.
+            loss_all (Tensor): (B, A) cross-entropy of every anchor.
             labels (Tensor): (B, A) long, C = background.
             label_weights (Tensor): (B, A).
             num_total_pos (Tensor): 0-dim normaliser.
@@ -57,10 +86,8 @@ class HPUSSDHead(StaticAnchorHeadMixin, SSDHead):
         Returns:
             Tensor: (B,) per-image loss (stock returns each as a (1,) tensor).
         """
-        num_imgs, num_anchors = labels.shape
-        loss_all = F.cross_entropy(cls_score.reshape(num_imgs * num_anchors, -1),
-                                   labels.reshape(-1), reduction='none')
-        loss_all = loss_all.reshape(num_imgs, num_anchors) * label_weights
+        num_anchors = labels.shape[1]
+        loss_all = loss_all * label_weights
         positive = labels < self.num_classes
         negative = labels == self.num_classes
         num_neg = torch.minimum(positive.sum(dim=1) * self._neg_pos_ratio, negative.sum(dim=1))
@@ -71,6 +98,31 @@ class HPUSSDHead(StaticAnchorHeadMixin, SSDHead):
         hardest = torch.where(ranks < num_neg[:, None], ranked, torch.zeros_like(ranked))
         loss_pos = torch.where(positive, loss_all, torch.zeros_like(loss_all)).sum(dim=1)
         return (loss_pos + hardest.sum(dim=1)) / num_total_pos
+
+    def anchor_bbox_losses(self, bbox_preds, bbox_targets: torch.Tensor,
+                           bbox_weights: torch.Tensor) -> torch.Tensor:
+        """Per-image weighted smooth-L1 sums, straight from the channel-first box maps.
+
+        Args:
+            bbox_preds (list[Tensor]): per level, (B, n * 4, h, w).
+            bbox_targets, bbox_weights (Tensor): (B, A, 4), anchor order of ``grid_priors``.
+
+        Returns:
+            Tensor: (B,) ``sum(smooth_l1(pred, target) * weight)`` of each image.
+        """
+        num_imgs = bbox_targets.shape[0]
+        total, start = 0, 0
+        for bbox_pred in bbox_preds:
+            cells = bbox_pred.shape[-2] * bbox_pred.shape[-1]
+            deltas = bbox_pred.reshape(num_imgs, -1, 4, cells)
+            end = start + cells * deltas.shape[1]
+            # (B, A_l, 4) -> (B, n, 4, h * w) views of the level's targets.
+            targets, weights = (t[:, start:end].reshape(num_imgs, cells, -1, 4).permute(0, 2, 3, 1)
+                                for t in (bbox_targets, bbox_weights))
+            total = total + smooth_l1_sum(deltas, targets, weights, self._smoothl1_beta,
+                                          dims=(1, 2, 3))
+            start = end
+        return total
 
     @force_fp32(apply_to=('cls_scores', 'bbox_preds'))
     def loss(self, cls_scores, bbox_preds, gt_bboxes, gt_labels, img_metas,
@@ -96,24 +148,23 @@ class HPUSSDHead(StaticAnchorHeadMixin, SSDHead):
         priors, targets = self.get_static_targets(featmap_sizes, img_metas, gt_bboxes,
                                                   gt_labels, gt_valid, cls_scores[0].device)
         labels, label_weights, bbox_targets, bbox_weights, num_total_pos = targets
-        num_imgs = labels.shape[0]
-        all_cls_scores = torch.cat([
-            s.permute(0, 2, 3, 1).reshape(num_imgs, -1, self.cls_out_channels)
-            for s in cls_scores
-        ], 1)
-        all_bbox_preds = torch.cat([
-            b.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4) for b in bbox_preds
-        ], -2)
-        losses_cls = self.hard_negative_cls_loss(all_cls_scores, labels, label_weights,
-                                                 num_total_pos)
+        losses_cls = self.hard_negative_cls_loss(self.anchor_cls_losses(cls_scores, labels),
+                                                 labels, label_weights, num_total_pos)
         if self.reg_decoded_bbox:
+            num_imgs = labels.shape[0]
+            all_bbox_preds = torch.cat([
+                b.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4) for b in bbox_preds
+            ], -2)
             all_bbox_preds = self.bbox_coder.decode(
                 priors['anchors'].expand(num_imgs, -1, 4).reshape(-1, 4),
                 all_bbox_preds.reshape(-1, 4)).reshape(num_imgs, -1, 4)
+            elementwise = smooth_l1_loss(all_bbox_preds, bbox_targets,
+                                         beta=self._smoothl1_beta, reduction='none')
+            bbox_sums = (elementwise * bbox_weights).sum(dim=(1, 2))
+        else:
+            bbox_sums = self.anchor_bbox_losses(bbox_preds, bbox_targets, bbox_weights)
         # Stock's per-image mean with avg_factor: sum(loss * weight) / (avg_factor + eps).
-        elementwise = smooth_l1_loss(all_bbox_preds, bbox_targets, beta=self._smoothl1_beta,
-                                     reduction='none')
         eps = torch.finfo(torch.float32).eps
-        losses_bbox = (elementwise * bbox_weights).sum(dim=(1, 2)) / (num_total_pos + eps)
+        losses_bbox = bbox_sums / (num_total_pos + eps)
         return dict(loss_cls=list(losses_cls[:, None].unbind(0)),
                     loss_bbox=list(losses_bbox.unbind(0)))

@@ -8,6 +8,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 from mmdet.core import anchor_inside_flags
+from mmdet.core.bbox.coder import DeltaXYWHBBoxCoder
 from mmdet.core.bbox.samplers import PseudoSampler
 
 from mmdet_hpu.errors import ConfigError
@@ -52,15 +53,22 @@ class StaticAnchorHeadMixin:
 
         Returns:
             dict: ``anchors`` (A, 4), ``mlvl_anchors`` (per level (A_l, 4)),
-            ``num_level_anchors`` (list[int]).
+            ``num_level_anchors`` (list[int]), ``anchor_xywh`` (centre x, centre y, width,
+            height: four (A,) tensors, see :meth:`_encode_deltas`).
         """
         sizes = tuple((int(h), int(w)) for h, w in featmap_sizes)
         key = (sizes, str(device))
         cached = self._cached(key)
         if cached is None:
             mlvl_anchors = self.prior_generator.grid_priors(sizes, device=device)
-            cached = dict(anchors=torch.cat(mlvl_anchors), mlvl_anchors=mlvl_anchors,
-                          num_level_anchors=[a.shape[0] for a in mlvl_anchors])
+            anchors = torch.cat(mlvl_anchors)
+            # Centres and sizes as in mmdet's bbox2delta (same operations, same values).
+            anchor_xywh = ((anchors[:, 0] + anchors[:, 2]) * 0.5,
+                           (anchors[:, 1] + anchors[:, 3]) * 0.5,
+                           anchors[:, 2] - anchors[:, 0], anchors[:, 3] - anchors[:, 1])
+            cached = dict(anchors=anchors, mlvl_anchors=mlvl_anchors,
+                          num_level_anchors=[a.shape[0] for a in mlvl_anchors],
+                          anchor_xywh=tuple(v.contiguous() for v in anchor_xywh))
             self._store(key, cached)
         return cached
 
@@ -148,13 +156,17 @@ class StaticAnchorHeadMixin:
         num_imgs, num_anchors = assigned.shape
         positive = assigned > 0
         gt_inds = (assigned - 1).clamp(min=0)
-        matched = torch.gather(boxes, 1, gt_inds[..., None].expand(num_imgs, num_anchors, 4))
-        anchors = anchors.expand(num_imgs, num_anchors, 4)
-        if self.reg_decoded_bbox:
-            encoded = matched
+        if not self.reg_decoded_bbox and type(self.bbox_coder) is DeltaXYWHBBoxCoder:
+            encoded = self._encode_deltas(priors, boxes, gt_inds)
         else:
-            encoded = self.bbox_coder.encode(anchors.reshape(-1, 4), matched.reshape(-1, 4))
-            encoded = encoded.reshape(num_imgs, num_anchors, 4)
+            matched = torch.gather(boxes, 1,
+                                   gt_inds[..., None].expand(num_imgs, num_anchors, 4))
+            if self.reg_decoded_bbox:
+                encoded = matched
+            else:
+                encoded = self.bbox_coder.encode(
+                    anchors.expand(num_imgs, num_anchors, 4).reshape(-1, 4),
+                    matched.reshape(-1, 4)).reshape(num_imgs, num_anchors, 4)
         positive_4 = positive[..., None]
         bbox_targets = torch.where(positive_4, encoded, torch.zeros_like(encoded))
         bbox_weights = positive_4.expand(num_imgs, num_anchors, 4).to(encoded.dtype)
@@ -164,6 +176,35 @@ class StaticAnchorHeadMixin:
         num_total_pos = positive.sum(dim=1).clamp(min=1).sum().float()
         return priors, (target_labels, label_weights.float(), bbox_targets, bbox_weights,
                         num_total_pos)
+
+    def _encode_deltas(self, priors: dict, boxes: torch.Tensor, gt_inds: torch.Tensor
+                       ) -> torch.Tensor:
+        """``DeltaXYWHBBoxCoder.encode`` of every anchor and its matched GT, bit for bit.
+
+        mmdet's ``bbox2delta`` with its operations split by side: the anchor centres and sizes
+        come from the anchor cache, the GT ones are computed on the (B, G) boxes and gathered,
+        so only the four deltas are computed per anchor (no (B, A, 4) matched boxes).
+
+        Args:
+            priors (dict): :meth:`_anchors` output (``anchor_xywh``: four (A,) tensors).
+            boxes (Tensor): (B, G, 4) padded GT boxes.
+            gt_inds (Tensor): (B, A) long 0-based GT index of every anchor.
+
+        Returns:
+            Tensor: (B, A, 4) deltas (garbage where the anchor is not positive).
+        """
+        px, py, pw, ph = priors['anchor_xywh']
+        gx = (boxes[..., 0] + boxes[..., 2]) * 0.5
+        gy = (boxes[..., 1] + boxes[..., 3]) * 0.5
+        gw = boxes[..., 2] - boxes[..., 0]
+        gh = boxes[..., 3] - boxes[..., 1]
+        gx, gy, gw, gh = (torch.gather(v, 1, gt_inds) for v in (gx, gy, gw, gh))
+        deltas = torch.stack([(gx - px).div_(pw), (gy - py).div_(ph), gw.div_(pw).log_(),
+                              gh.div_(ph).log_()], dim=-1)
+        coder = self.bbox_coder
+        means = deltas.new_tensor(coder.means)
+        stds = deltas.new_tensor(coder.stds)
+        return deltas.sub_(means).div_(stds)
 
     # --------------------------------------------------------------- inference
     def _level_scores(self, cls_score: torch.Tensor) -> torch.Tensor:

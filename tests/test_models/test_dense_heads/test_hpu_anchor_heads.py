@@ -194,6 +194,21 @@ def test_anchors_outside_the_image_and_other_train_options(kind):
     assert_losses_and_grads_equal_stock(kind, stock, hpu, gt_bboxes, gt_labels, metas)
 
 
+@pytest.mark.parametrize('kind,overrides', [
+    ('retina', dict(loss_bbox=dict(type='SmoothL1Loss', beta=0.11, loss_weight=2.0))),
+    ('retina', dict(reg_decoded_bbox=True)),  # L1 on decoded boxes: the permuted path
+    ('retina', dict(loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=1.5, alpha=0.3,
+                                  loss_weight=0.5))),
+    ('ssd', dict(reg_decoded_bbox=True)),
+    ('ssd', dict(bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.1, .0, -.1, .0],
+                                 target_stds=[0.1, 0.2, 0.2, 0.3]))),
+])
+def test_other_box_losses_and_coders_equal_stock(kind, overrides):
+    stock, hpu = build_heads(kind, **overrides)
+    gt_bboxes, gt_labels = make_gt('many', seed=11)
+    assert_losses_and_grads_equal_stock(kind, stock, hpu, gt_bboxes, gt_labels, img_metas(2))
+
+
 def test_padded_rows_never_become_positives():
     stock, hpu = build_heads('retina')
     gt_bboxes, gt_labels = make_gt('one', seed=5)

@@ -4,10 +4,11 @@ import itertools
 import pytest
 import torch
 from mmdet.core.bbox.assigners import ATSSAssigner, MaxIoUAssigner
+from mmdet.core.bbox.iou_calculators import bbox_overlaps
 
 from mmdet_hpu.errors import ConfigError
 from mmdet_hpu.models.utils.gt_padding import pad_gt_list
-from mmdet_hpu.models.utils.static_max_iou_assigner import StaticMaxIoUAssigner
+from mmdet_hpu.models.utils.static_max_iou_assigner import StaticMaxIoUAssigner, pairwise_iou
 
 IMG = 64.0
 
@@ -108,3 +109,18 @@ def test_unsupported_options_are_refused_with_the_alternative():
             type='BboxOverlaps2D', scale=512., dtype='fp16')))
     with pytest.raises(ConfigError, match='MaxIoUAssigner.*stock head'):
         StaticMaxIoUAssigner(ATSSAssigner(topk=9))
+
+
+@pytest.mark.parametrize('grid', [False, True])
+def test_pairwise_iou_is_bitwise_mmdet_bbox_overlaps(grid):
+    gen = torch.Generator().manual_seed(int(grid))
+    gt = torch.rand(3, 7, 4, generator=gen) * 60
+    gt[..., 2:] += gt[..., :2]
+    anchors = torch.rand(500, 4, generator=gen) * 60
+    anchors[:, 2:] += anchors[:, :2]
+    if grid:  # integer corners: many exact ties
+        gt, anchors = gt.round(), anchors.round()
+    gt[0, 0] = torch.tensor([5.0, 5.0, 5.0, 5.0])  # zero area: the eps of the union
+    expected = bbox_overlaps(gt, anchors.expand(3, 500, 4))
+    assert torch.equal(pairwise_iou(gt, anchors), expected)
+    assert torch.equal(pairwise_iou(gt, anchors.expand(3, 500, 4).clone()), expected)
