@@ -32,48 +32,52 @@ def fcos_point_targets(points: torch.Tensor, regress_ranges: torch.Tensor,
         tuple[Tensor, Tensor]: labels (B, A) long (C for background) and bbox targets
         (B, A, 4), equal to stock's wherever the label is not background.
     """
-    boxes = gt_bboxes[:, None, :, :]  # (B, 1, G, 4)
-    xs = points[None, :, None, 0]  # (1, A, 1)
-    ys = points[None, :, None, 1]
-    left = xs - boxes[..., 0]
-    right = boxes[..., 2] - xs
-    top = ys - boxes[..., 1]
-    bottom = boxes[..., 3] - ys
-    bbox_targets = torch.stack((left, top, right, bottom), -1)  # (B, A, G, 4)
-    if center_sampling:
-        inside = _inside_center_region(xs, ys, boxes, sample_radii)
-    else:
-        inside = bbox_targets.min(-1)[0] > 0
-    max_regress_distance = bbox_targets.max(-1)[0]
-    ranges = regress_ranges[None, :, None, :]
-    inside_range = ((max_regress_distance >= ranges[..., 0])
-                    & (max_regress_distance <= ranges[..., 1]))
-    areas = (gt_bboxes[..., 2] - gt_bboxes[..., 0]) * (gt_bboxes[..., 3] - gt_bboxes[..., 1])
-    candidate = inside & inside_range & gt_valid[:, None, :]
-    areas = torch.where(candidate, areas[:, None, :], torch.full_like(areas[:, None, :], INF))
-    min_area, min_area_inds = areas.min(dim=2)  # (B, A)
-    labels = torch.gather(gt_labels, 1, min_area_inds)
-    labels = torch.where(min_area == INF, torch.full_like(labels, num_classes), labels)
-    num_imgs, num_points = min_area_inds.shape
-    index = min_area_inds[..., None, None].expand(num_imgs, num_points, 1, 4)
-    bbox_targets = torch.gather(bbox_targets, 2, index).squeeze(2)
+    with torch.no_grad():
+        xs = points[None, :, None, 0]  # (1, A, 1)
+        ys = points[None, :, None, 1]
+        x1, y1, x2, y2 = (side[:, None, :] for side in gt_bboxes.unbind(-1))  # (B, 1, G)
+        # (B, A, G) distances; stock's min/max over the stacked four, without the stack.
+        left, top, right, bottom = xs - x1, ys - y1, x2 - xs, y2 - ys
+        if center_sampling:
+            inside = _inside_center_region(xs, ys, (x1, y1, x2, y2), sample_radii)
+        else:
+            inside = torch.minimum(torch.minimum(left, top), torch.minimum(right, bottom)) > 0
+        max_regress_distance = torch.maximum(torch.maximum(left, top), torch.maximum(right, bottom))
+        ranges = regress_ranges[None, :, None, :]
+        candidate = ((max_regress_distance >= ranges[..., 0])
+                     & (max_regress_distance <= ranges[..., 1]))
+        candidate &= inside
+        candidate &= gt_valid[:, None, :]
+        areas = ((gt_bboxes[..., 2] - gt_bboxes[..., 0])
+                 * (gt_bboxes[..., 3] - gt_bboxes[..., 1]))[:, None, :]
+        areas = torch.where(candidate, areas, areas.new_full((), INF))
+        min_area, min_area_inds = areas.min(dim=2)  # (B, A)
+        labels = torch.gather(gt_labels, 1, min_area_inds)
+        labels = torch.where(min_area == INF, labels.new_full((), num_classes), labels)
+        # The distances to the winning box only: (B, A, 4), the same float ops as stock's.
+        boxes = torch.gather(gt_bboxes, 1, min_area_inds[..., None].expand(-1, -1, 4))
+        point_xs, point_ys = points[None, :, 0], points[None, :, 1]
+        bbox_targets = torch.stack((point_xs - boxes[..., 0], point_ys - boxes[..., 1],
+                                    boxes[..., 2] - point_xs, boxes[..., 3] - point_ys), -1)
     return labels, bbox_targets
 
 
-def _inside_center_region(xs: torch.Tensor, ys: torch.Tensor, boxes: torch.Tensor,
+def _inside_center_region(xs: torch.Tensor, ys: torch.Tensor, sides: Tuple[torch.Tensor, ...],
                           sample_radii: torch.Tensor) -> torch.Tensor:
-    """(B, A, G) bool: the point lies strictly inside the box clipped to its centre region."""
+    """(B, A, G) bool: the point lies strictly inside the box clipped to its centre region.
+
+    Stock clips with ``where(x_mins > x1, x_mins, x1)`` (= ``maximum``) and tests the minimum of
+    the four distances ``> 0``; comparing the coordinates directly gives the same booleans.
+    """
+    x1, y1, x2, y2 = sides
     radii = sample_radii[None, :, None]
-    center_xs = (boxes[..., 0] + boxes[..., 2]) / 2
-    center_ys = (boxes[..., 1] + boxes[..., 3]) / 2
-    x_mins, y_mins = center_xs - radii, center_ys - radii
-    x_maxs, y_maxs = center_xs + radii, center_ys + radii
-    region_x1 = torch.where(x_mins > boxes[..., 0], x_mins, boxes[..., 0])
-    region_y1 = torch.where(y_mins > boxes[..., 1], y_mins, boxes[..., 1])
-    region_x2 = torch.where(x_maxs > boxes[..., 2], boxes[..., 2], x_maxs)
-    region_y2 = torch.where(y_maxs > boxes[..., 3], boxes[..., 3], y_maxs)
-    dists = torch.stack((xs - region_x1, ys - region_y1, region_x2 - xs, region_y2 - ys), -1)
-    return dists.min(-1)[0] > 0
+    center_xs = (x1 + x2) / 2
+    center_ys = (y1 + y2) / 2
+    inside = xs > torch.maximum(center_xs - radii, x1)
+    inside &= ys > torch.maximum(center_ys - radii, y1)
+    inside &= xs < torch.minimum(center_xs + radii, x2)
+    inside &= ys < torch.minimum(center_ys + radii, y2)
+    return inside
 
 
 def fcos_centerness_target(bbox_targets: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
