@@ -10,6 +10,7 @@ from mmdet.models.builder import HEADS
 from mmdet.models.dense_heads import FCOSHead
 
 from ..utils.batch_gt import batch_gt
+from ..utils.dense_loss_terms import image_major
 from ..utils.dense_static_inference import StaticDenseInferenceMixin
 from ..utils.label_focal_loss import label_focal_loss_sum
 from ..utils.static_losses import (
@@ -32,12 +33,6 @@ def level_major(tensor: torch.Tensor, num_level_points: Sequence[int]) -> torch.
     num_imgs = tensor.shape[0]
     return torch.cat([part.reshape((num_imgs * part.shape[1], ) + tuple(part.shape[2:]))
                       for part in tensor.split(list(num_level_points), dim=1)])
-
-
-def image_major(maps: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Per-level (B, K, h, w) maps to (B, sum h * w, K), levels concatenated per image."""
-    return torch.cat([m.permute(0, 2, 3, 1).reshape(m.shape[0], -1, m.shape[1]) for m in maps],
-                     dim=1)
 
 
 @HEADS.register_module()
@@ -196,8 +191,8 @@ class HPUFCOSHead(StaticDenseInferenceMixin, FCOSHead):
         loss_cls = self._focal_loss(cls_scores, point_labels, points['num_level_points'],
                                     num_pos)
 
-        flat_bbox_preds = image_major(bbox_preds)  # (B, A, 4)
-        flat_centerness = image_major(centernesses).squeeze(-1)  # (B, A)
+        flat_bbox_preds = image_major(bbox_preds, 4)  # (B, A, 4)
+        flat_centerness = image_major(centernesses, 1).squeeze(-1)  # (B, A)
         with torch.no_grad():
             centerness_targets = fcos_centerness_target(bbox_targets, positive)
         centerness_denorm = reduce_mean(centerness_targets.sum()).clamp(min=1e-6)
