@@ -18,7 +18,11 @@ from ..utils.static_losses import (
     static_centerness_loss,
     static_iou_loss,
 )
-from ..utils.static_point_targets import fcos_centerness_target, fcos_point_targets
+from ..utils.static_point_targets import (
+    fcos_centerness_target,
+    fcos_point_targets,
+    point_grids,
+)
 
 
 def check_max_num_gt(max_num_gt) -> int:
@@ -84,8 +88,9 @@ class HPUFCOSHead(StaticDenseInferenceMixin, FCOSHead):
         """Points and per-point level constants, cached per (sizes, device) in eager mode.
 
         Returns:
-            dict: ``mlvl_points`` (per level (A_l, 2)), ``points`` (A, 2), ``regress_ranges``
-            (A, 2), ``radii`` (A,) = stride * ``center_sample_radius``, ``strides`` (A,),
+            dict: ``mlvl_points`` (per level (A_l, 2)), ``points`` (A, 2), ``grids`` (per
+            level :class:`~mmdet_hpu.models.utils.static_point_targets.PointGrid`: the grid's
+            xs and ys, regress range and ``stride * center_sample_radius``), ``strides`` (A,),
             ``num_level_points`` (list[int]).
         """
         sizes = tuple((int(h), int(w)) for h, w in featmap_sizes)
@@ -99,17 +104,17 @@ class HPUFCOSHead(StaticDenseInferenceMixin, FCOSHead):
         mlvl_points = self.prior_generator.grid_priors(sizes, dtype=torch.float32, device=device)
         num_level_points = [points.shape[0] for points in mlvl_points]
 
-        def per_point(values):
-            table = torch.tensor(values, dtype=torch.float32, device=device)
-            return torch.cat([row.expand(num, *row.shape)
-                              for row, num in zip(table, num_level_points)])
-
         strides = [float(s if isinstance(s, (int, float)) else s[0]) for s in self.strides]
-        ranges = [[float(low), float(high)] for low, high in self.regress_ranges]
+        ranges = torch.tensor([[float(low), float(high)] for low, high in self.regress_ranges],
+                              dtype=torch.float32, device=device)
+        radii = torch.tensor([s * self.center_sample_radius for s in strides],
+                             dtype=torch.float32, device=device)
+        level_strides = torch.tensor(strides, dtype=torch.float32, device=device)
         cached = dict(mlvl_points=mlvl_points, points=torch.cat(mlvl_points),
-                      regress_ranges=per_point(ranges),
-                      radii=per_point([s * self.center_sample_radius for s in strides]),
-                      strides=per_point(strides), num_level_points=num_level_points)
+                      grids=point_grids(mlvl_points, sizes, ranges, radii),
+                      strides=torch.cat([stride.expand(num) for stride, num
+                                         in zip(level_strides, num_level_points)]),
+                      num_level_points=num_level_points)
         if not compiling:
             self._point_cache[key] = cached
         return cached
@@ -155,7 +160,7 @@ class HPUFCOSHead(StaticDenseInferenceMixin, FCOSHead):
         """
         points = self._points(featmap_sizes, gt_bboxes.device)
         labels, bbox_targets = fcos_point_targets(
-            points['points'], points['regress_ranges'], points['radii'], gt_bboxes, gt_labels,
+            points['grids'], points['points'], gt_bboxes, gt_labels,
             gt_valid, self.num_classes, self.center_sampling)
         if self.norm_on_bbox:
             bbox_targets = bbox_targets / points['strides'][None, :, None]
