@@ -22,7 +22,7 @@ from ..utils.dense_loss_terms import (
 )
 from ..utils.dense_static_inference import StaticDenseInferenceMixin
 from ..utils.label_focal_loss import label_focal_loss_sum
-from ..utils.static_atss_assigner import anchor_centers, atss_assign
+from ..utils.static_atss_assigner import anchor_centers, anchor_grids, atss_assign
 from ..utils.static_losses import check_static_losses
 from .hpu_fcos_head import check_max_num_gt
 
@@ -94,7 +94,14 @@ class HPUATSSHead(StaticDenseInferenceMixin, ATSSHead):
 
     # ------------------------------------------------------------------ anchors
     def _anchors(self, featmap_sizes: Sequence[Tuple[int, int]], device) -> dict:
-        """Anchors per level and concatenated, cached per (sizes, device) in eager mode."""
+        """Anchors per level and concatenated, cached per (sizes, device) in eager mode.
+
+        Returns:
+            dict: ``mlvl_anchors`` (per level (A_l, 4)), ``anchors`` (A, 4), ``centers``
+            (A, 2), ``grids`` (per level
+            :class:`~mmdet_hpu.models.utils.static_atss_assigner.AnchorGrid`),
+            ``num_level_anchors`` (list[int]).
+        """
         sizes = tuple((int(h), int(w)) for h, w in featmap_sizes)
         key = (sizes, str(device))
         # Under torch.compile the anchors are traced instead (see HPUFCOSHead._points).
@@ -102,7 +109,9 @@ class HPUATSSHead(StaticDenseInferenceMixin, ATSSHead):
         cached = None if compiling else self._anchor_cache.get(key)
         if cached is None:
             mlvl = self.prior_generator.grid_priors(sizes, device=device)
-            cached = dict(mlvl_anchors=mlvl, anchors=torch.cat(mlvl),
+            anchors = torch.cat(mlvl)
+            cached = dict(mlvl_anchors=mlvl, anchors=anchors, centers=anchor_centers(anchors),
+                          grids=anchor_grids(mlvl, sizes),
                           num_level_anchors=[a.shape[0] for a in mlvl])
             if not compiling:
                 self._anchor_cache[key] = cached
@@ -183,8 +192,8 @@ class HPUATSSHead(StaticDenseInferenceMixin, ATSSHead):
         anchors = self._anchors(featmap_sizes, device)
         anchor_valid = self._anchor_valid(featmap_sizes, img_metas, device)
         with torch.no_grad():
-            assigned = atss_assign(anchors['anchors'], anchors['num_level_anchors'], gt_bboxes,
-                                   gt_valid, self.assigner.topk, anchor_valid)
+            assigned = atss_assign(anchors['grids'], anchors['centers'], gt_bboxes, gt_valid,
+                                   self.assigner.topk, anchor_valid)
             positive = assigned > 0
             gt_inds = (assigned - 1).clamp(min=0)
             labels = torch.where(positive, torch.gather(gt_labels, 1, gt_inds),
