@@ -10,8 +10,9 @@ element loss is ``(1 - alpha) * sigmoid(x)^gamma * softplus(x)`` (``softplus(x)`
 with logits), for target 1 ``alpha * sigmoid(-x)^gamma * softplus(-x)``; their derivatives are
 ``(1 - alpha) * p^gamma * (gamma * (1 - p) * softplus(x) + p)`` and
 ``-alpha * (1 - p)^gamma * (gamma * p * softplus(-x) + (1 - p))`` with ``p = sigmoid(x)``.
-The forward pass computes the gradient too (five fused passes over the logits, in place); the
-backward pass scales it once and writes the positives' gradients with one ``scatter``.
+The forward pass computes the gradient too (sigmoid, softplus, then five in-place passes and
+two buffers for gamma = 2); the backward pass scales it once and writes the positives'
+gradients with one ``scatter``.
 """
 from typing import Optional
 
@@ -23,6 +24,31 @@ def _pow(values: torch.Tensor, gamma: float) -> torch.Tensor:
     return values.square() if gamma == 2.0 else values.pow(gamma)
 
 
+def _all_negative(logits: torch.Tensor, weights: Optional[torch.Tensor], gamma: float):
+    """Sum of ``w * p^gamma * softplus(x)`` over every element, and its gradient / scale.
+
+    Returns:
+        tuple[Tensor, Tensor, float]: the 0-dim sum, ``grad / scale`` (B, P, C, L), scale.
+    """
+    prob = logits.sigmoid()
+    weights = None if weights is None else weights[:, :, None, :]
+    if gamma == 2.0:  # the usual case: two buffers, five passes after the two activations
+        soft_prob = F.softplus(logits).mul_(prob)  # p * s
+        prob_weight = prob if weights is None else prob * weights  # w * p
+        total = torch.dot(prob_weight.reshape(-1), soft_prob.reshape(-1))  # sum w p^2 s
+        # grad = 2 w p^2 ((1 - p) s + p / 2) = 2 * (w p) * (p s (1 - p) + p^2 / 2)
+        half = soft_prob.addcmul_(soft_prob, prob, value=-1.0).addcmul_(prob, prob, value=0.5)
+        return total, half.mul_(prob_weight), 2.0
+    soft = F.softplus(logits)
+    focal = prob.pow(gamma)
+    if weights is not None:
+        focal.mul_(weights)
+    total = torch.dot(focal.reshape(-1), soft.reshape(-1))
+    # grad = w p^gamma (gamma (1 - p) s + p)
+    soft.addcmul_(soft, prob, value=-1.0)
+    return total, prob.add_(soft, alpha=gamma).mul_(focal), 1.0
+
+
 class _LabelFocalLossSum(torch.autograd.Function):
     """Weighted sum of the focal loss of (B, P, C, L) logits against (B, P, L) labels."""
 
@@ -31,15 +57,9 @@ class _LabelFocalLossSum(torch.autograd.Function):
         num_classes = logits.shape[2]
         positive = labels < num_classes
         index = labels.clamp(max=num_classes - 1)[:, :, None, :]  # (B, P, 1, L)
-        # Every element as a negative: the loss and its gradient (without 1 - alpha).
-        prob = logits.sigmoid()
-        soft = F.softplus(logits)
-        focal = _pow(prob, gamma)
-        if weights is not None:
-            focal.mul_(weights[:, :, None, :])
-        negatives = torch.dot(focal.reshape(-1), soft.reshape(-1)) * (1.0 - alpha)
-        soft.addcmul_(soft, prob, value=-1.0)  # softplus(x) * (1 - p)
-        grad = prob.add_(soft, alpha=gamma).mul_(focal)
+        # Every element as a negative: the loss and grad_scale * its gradient (no 1 - alpha).
+        negatives, grad, grad_scale = _all_negative(logits, weights, gamma)
+        negatives = negatives * (1.0 - alpha)
         # The positive element of each prior: replace its negative loss by the positive one.
         pos_logits = logits.gather(2, index).squeeze(2)  # (B, P, L)
         pos_prob = pos_logits.sigmoid()
@@ -53,13 +73,13 @@ class _LabelFocalLossSum(torch.autograd.Function):
         correction = ((as_positive - as_negative) * pos_weight).sum()
         pos_grad = -alpha * _pow(pos_comp, gamma) * (gamma * pos_prob * soft_neg + pos_comp)
         ctx.save_for_backward(grad, index, positive, pos_grad * pos_weight)
-        ctx.alpha = alpha
+        ctx.grad_scale = grad_scale * (1.0 - alpha)
         return negatives + correction
 
     @staticmethod
     def backward(ctx, grad_output):
         grad, index, positive, pos_grad = ctx.saved_tensors
-        out = grad * (grad_output * (1.0 - ctx.alpha))
+        out = grad * (grad_output * ctx.grad_scale)
         current = out.gather(2, index).squeeze(2)
         value = torch.where(positive, pos_grad * grad_output, current)
         out.scatter_(2, index, value[:, :, None, :])
