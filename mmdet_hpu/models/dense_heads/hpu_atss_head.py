@@ -192,8 +192,8 @@ class HPUATSSHead(StaticDenseInferenceMixin, ATSSHead):
         anchors = self._anchors(featmap_sizes, device)
         anchor_valid = self._anchor_valid(featmap_sizes, img_metas, device)
         with torch.no_grad():
-            assigned = atss_assign(anchors['grids'], anchors['centers'], gt_bboxes, gt_valid,
-                                   self.assigner.topk, anchor_valid)
+            assigned = atss_assign(anchors['grids'], anchors['anchors'], anchors['centers'],
+                                   gt_bboxes, gt_valid, self.assigner.topk, anchor_valid)
             positive = assigned > 0
             gt_inds = (assigned - 1).clamp(min=0)
             labels = torch.where(positive, torch.gather(gt_labels, 1, gt_inds),

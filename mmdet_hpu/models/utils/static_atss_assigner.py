@@ -6,11 +6,11 @@ whole batch (B, A, G) is assigned at once over every anchor: anchors outside the
 infinite centre distance (so they are never candidates while a valid anchor is left) and are
 masked out of the IoU statistics; padding rows of the ground truth never become positives.
 
-The anchors of a level form a grid: x1, x2 (and the centre x) depend on the column and the
-base anchor only, y1, y2 on the row. So the IoU's overlap width and height and the squared
-centre distances along x and y are computed on (B, W, P, G) and (B, H, P, G) and combined once
-on (B, H, W, P, G), with the very float ops of ``bbox_overlaps`` and of stock's distance
-(``wh[..., 0] * wh[..., 1]``; ``dx ** 2 + dy ** 2`` is ``pow(2).sum(-1)`` of two terms).
+The anchors of a level form a grid: the centre x depends on the column and the base anchor
+only, the centre y on the row. So the squared centre distances along x and y are computed on
+(B, W, P, G) and (B, H, P, G) and added once on (B, H, W, P, G) (stock's ``pow(2).sum(-1)`` of
+two terms: the same floats). Only the (B, K, G) top-k candidates can become positive, so the
+IoU is computed for them alone, with ``bbox_overlaps``' float ops.
 """
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
@@ -26,11 +26,9 @@ class AnchorGrid(NamedTuple):
     Attributes:
         xs (Tensor): (W, P, 2) x1, x2 of each column and base anchor.
         ys (Tensor): (H, P, 2) y1, y2 of each row and base anchor.
-        areas (Tensor): (H, W, P) anchor areas, as ``bbox_overlaps`` computes them.
     """
     xs: torch.Tensor
     ys: torch.Tensor
-    areas: torch.Tensor
 
 
 def anchor_grids(mlvl_anchors: Sequence[torch.Tensor], featmap_sizes: Sequence[Tuple[int, int]]
@@ -47,8 +45,7 @@ def anchor_grids(mlvl_anchors: Sequence[torch.Tensor], featmap_sizes: Sequence[T
     grids = []
     for anchors, (h, w) in zip(mlvl_anchors, featmap_sizes):
         grid = anchors.reshape(h, w, -1, 4)
-        areas = (grid[..., 2] - grid[..., 0]) * (grid[..., 3] - grid[..., 1])
-        grids.append(AnchorGrid(grid[0][..., 0::2], grid[:, 0][..., 1::2], areas))
+        grids.append(AnchorGrid(grid[0][..., 0::2], grid[:, 0][..., 1::2]))
     return grids
 
 
@@ -58,8 +55,8 @@ def anchor_centers(anchors: torch.Tensor) -> torch.Tensor:
                         (anchors[..., 1] + anchors[..., 3]) / 2.0), dim=-1)
 
 
-def atss_assign(grids: Sequence[AnchorGrid], centers: torch.Tensor, gt_bboxes: torch.Tensor,
-                gt_valid: torch.Tensor, topk: int,
+def atss_assign(grids: Sequence[AnchorGrid], anchors: torch.Tensor, centers: torch.Tensor,
+                gt_bboxes: torch.Tensor, gt_valid: torch.Tensor, topk: int,
                 anchor_valid: Optional[torch.Tensor] = None) -> torch.Tensor:
     """1-based assigned ground-truth index of every anchor of every image (0: negative).
 
@@ -71,6 +68,7 @@ def atss_assign(grids: Sequence[AnchorGrid], centers: torch.Tensor, gt_bboxes: t
 
     Args:
         grids (Sequence[AnchorGrid]): per level, see :func:`anchor_grids`.
+        anchors (Tensor): (A, 4) anchors of all levels, level by level.
         centers (Tensor): (A, 2) anchor centres (:func:`anchor_centers`), all levels.
         gt_bboxes (Tensor): (B, G, 4) padded boxes.
         gt_valid (Tensor): (B, G) bool, False for padding rows.
@@ -85,27 +83,22 @@ def atss_assign(grids: Sequence[AnchorGrid], centers: torch.Tensor, gt_bboxes: t
     """
     with torch.no_grad():
         num_imgs = gt_bboxes.shape[0]
-        sides = tuple(side[:, None, None, :] for side in gt_bboxes.unbind(-1))  # (B, 1, 1, G)
-        gt_areas = ((gt_bboxes[..., 2] - gt_bboxes[..., 0])
-                    * (gt_bboxes[..., 3] - gt_bboxes[..., 1]))[:, None, None, None, :]
         gt_centers = anchor_centers(gt_bboxes)[:, None, None, :, :]  # (B, 1, 1, G, 2)
-        level_overlaps, level_candidates, candidate_overlaps, start = [], [], [], 0
+        candidates, start = [], 0
         for grid in grids:
-            height, width, num_priors = grid.areas.shape
-            num = height * width * num_priors
-            overlaps = _grid_overlaps(grid, sides, gt_areas).reshape(num_imgs, num, -1)
+            num = grid.ys.shape[0] * grid.xs.shape[0] * grid.xs.shape[1]
             distances = _grid_distances(grid, gt_centers).reshape(num_imgs, num, -1)
             if anchor_valid is not None:
                 distances = torch.where(anchor_valid[:, start:start + num, None], distances,
                                         distances.new_full((), INF))
             _, inds = distances.topk(min(topk, num), dim=1, largest=False)  # (B, k, G)
-            level_overlaps.append(overlaps)
-            level_candidates.append(inds)
-            candidate_overlaps.append(torch.gather(overlaps, 1, inds))
+            candidates.append(inds + start)
             start += num
-        candidates = torch.cat([inds + offset for inds, offset
-                                in zip(level_candidates, _offsets(level_overlaps))], dim=1)
-        candidate_overlaps = torch.cat(candidate_overlaps, dim=1)  # (B, K, G)
+        candidates = torch.cat(candidates, dim=1)  # (B, K, G)
+        # Only candidates can become positive: their IoUs are all the assignment needs.
+        candidate_anchors = anchors.index_select(0, candidates.reshape(-1)).reshape(
+            *candidates.shape, 4)
+        candidate_overlaps = _pair_overlaps(candidate_anchors, gt_bboxes[:, None, :, :])
         if anchor_valid is None:
             threshold = candidate_overlaps.mean(1) + candidate_overlaps.std(1)
             candidate_ok = gt_valid[:, None, :]
@@ -116,35 +109,25 @@ def atss_assign(grids: Sequence[AnchorGrid], centers: torch.Tensor, gt_bboxes: t
             candidate_ok = candidate_valid & gt_valid[:, None, :]
         is_pos = candidate_overlaps >= threshold[:, None, :]
         is_pos = is_pos & _centers_inside(centers, candidates, gt_bboxes) & candidate_ok
-        assigned = []
-        level_is_pos = is_pos.split([inds.shape[1] for inds in level_candidates], dim=1)
-        for overlaps, inds, pos in zip(level_overlaps, level_candidates, level_is_pos):
-            positive = torch.zeros_like(overlaps, dtype=torch.bool).scatter(1, inds, pos)
-            overlaps_inf = torch.where(positive, overlaps, overlaps.new_full((), -INF))
-            max_overlaps, argmax_overlaps = overlaps_inf.max(dim=2)
-            assigned.append(torch.where(max_overlaps != -INF, argmax_overlaps + 1,
-                                        torch.zeros_like(argmax_overlaps)))
-        return torch.cat(assigned, dim=1)
+        # (B, A, G): the IoU of positive pairs, -INF elsewhere (a box's candidates are
+        # distinct anchors, so the scatter writes each element at most once).
+        overlaps_inf = gt_bboxes.new_full((num_imgs, start, gt_bboxes.shape[1]), -INF).scatter(
+            1, candidates, torch.where(is_pos, candidate_overlaps,
+                                       candidate_overlaps.new_full((), -INF)))
+        max_overlaps, argmax_overlaps = overlaps_inf.max(dim=2)
+        return torch.where(max_overlaps != -INF, argmax_overlaps + 1,
+                           torch.zeros_like(argmax_overlaps))
 
 
-def _offsets(level_tensors: Sequence[torch.Tensor]) -> List[int]:
-    offsets, start = [], 0
-    for tensor in level_tensors:
-        offsets.append(start)
-        start += tensor.shape[1]
-    return offsets
-
-
-def _grid_overlaps(grid: AnchorGrid, sides: Tuple[torch.Tensor, ...], gt_areas: torch.Tensor
-                   ) -> torch.Tensor:
-    """(B, H, W, P, G) IoU of the level's anchors with the boxes (``bbox_overlaps`` ops)."""
-    x1, y1, x2, y2 = sides
-    ax1, ax2 = grid.xs[None, ..., 0:1], grid.xs[None, ..., 1:2]  # (1, W, P, 1)
-    ay1, ay2 = grid.ys[None, ..., 0:1], grid.ys[None, ..., 1:2]  # (1, H, P, 1)
-    width = (torch.minimum(ax2, x2) - torch.maximum(ax1, x1)).clamp(min=0)  # (B, W, P, G)
-    height = (torch.minimum(ay2, y2) - torch.maximum(ay1, y1)).clamp(min=0)  # (B, H, P, G)
-    overlap = width[:, None] * height[:, :, None]
-    union = grid.areas[None, ..., None] + gt_areas - overlap
+def _pair_overlaps(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+    """IoU of (..., 4) box pairs (broadcast) with ``bbox_overlaps``' float ops (non-aligned)."""
+    area1 = (boxes1[..., 2] - boxes1[..., 0]) * (boxes1[..., 3] - boxes1[..., 1])
+    area2 = (boxes2[..., 2] - boxes2[..., 0]) * (boxes2[..., 3] - boxes2[..., 1])
+    lt = torch.max(boxes1[..., :2], boxes2[..., :2])
+    rb = torch.min(boxes1[..., 2:], boxes2[..., 2:])
+    wh = (rb - lt).clamp(min=0)
+    overlap = wh[..., 0] * wh[..., 1]
+    union = area1 + area2 - overlap
     union = torch.max(union, union.new_tensor([IOU_EPS]))
     return overlap / union
 
