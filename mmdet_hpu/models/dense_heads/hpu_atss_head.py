@@ -13,14 +13,17 @@ from mmdet.models.builder import HEADS
 from mmdet.models.dense_heads import ATSSHead
 
 from ..utils.batch_gt import batch_gt
-from ..utils.dense_static_inference import StaticDenseInferenceMixin
-from ..utils.static_atss_assigner import anchor_centers, atss_assign
-from ..utils.static_losses import (
-    check_static_losses,
-    static_centerness_loss,
-    static_focal_loss,
-    static_iou_loss,
+from ..utils.dense_loss_terms import (
+    EPS,
+    centerness_bce_elements,
+    image_major,
+    iou_loss_elements,
+    level_sums,
 )
+from ..utils.dense_static_inference import StaticDenseInferenceMixin
+from ..utils.label_focal_loss import label_focal_loss_sum
+from ..utils.static_atss_assigner import anchor_centers, anchor_grids, atss_assign
+from ..utils.static_losses import check_static_losses
 from .hpu_fcos_head import check_max_num_gt
 
 
@@ -91,7 +94,14 @@ class HPUATSSHead(StaticDenseInferenceMixin, ATSSHead):
 
     # ------------------------------------------------------------------ anchors
     def _anchors(self, featmap_sizes: Sequence[Tuple[int, int]], device) -> dict:
-        """Anchors per level and concatenated, cached per (sizes, device) in eager mode."""
+        """Anchors per level and concatenated, cached per (sizes, device) in eager mode.
+
+        Returns:
+            dict: ``mlvl_anchors`` (per level (A_l, 4)), ``anchors`` (A, 4), ``centers``
+            (A, 2), ``grids`` (per level
+            :class:`~mmdet_hpu.models.utils.static_atss_assigner.AnchorGrid`),
+            ``num_level_anchors`` (list[int]).
+        """
         sizes = tuple((int(h), int(w)) for h, w in featmap_sizes)
         key = (sizes, str(device))
         # Under torch.compile the anchors are traced instead (see HPUFCOSHead._points).
@@ -99,7 +109,9 @@ class HPUATSSHead(StaticDenseInferenceMixin, ATSSHead):
         cached = None if compiling else self._anchor_cache.get(key)
         if cached is None:
             mlvl = self.prior_generator.grid_priors(sizes, device=device)
-            cached = dict(mlvl_anchors=mlvl, anchors=torch.cat(mlvl),
+            anchors = torch.cat(mlvl)
+            cached = dict(mlvl_anchors=mlvl, anchors=anchors, centers=anchor_centers(anchors),
+                          grids=anchor_grids(mlvl, sizes),
                           num_level_anchors=[a.shape[0] for a in mlvl])
             if not compiling:
                 self._anchor_cache[key] = cached
@@ -169,26 +181,35 @@ class HPUATSSHead(StaticDenseInferenceMixin, ATSSHead):
             background), label weights (B, A) float, bbox targets (B, A, 4) (the assigned GT box
             at positives, the anchor elsewhere) and positive (B, A) bool.
         """
+        labels, label_weights, bbox_targets, positive, _ = self._static_targets(
+            featmap_sizes, gt_bboxes, gt_labels, gt_valid, img_metas)
+        return labels, label_weights, bbox_targets, positive
+
+    def _static_targets(self, featmap_sizes, gt_bboxes, gt_labels, gt_valid, img_metas):
+        """``get_static_targets`` plus whether every label weight is 1 (a Python bool, known
+        from the config and the shapes: no positive weight, no anchor masked)."""
         device = gt_bboxes.device
         anchors = self._anchors(featmap_sizes, device)
         anchor_valid = self._anchor_valid(featmap_sizes, img_metas, device)
-        assigned = atss_assign(anchors['anchors'], anchors['num_level_anchors'], gt_bboxes,
-                               gt_valid, self.assigner.topk, anchor_valid)
-        positive = assigned > 0
-        gt_inds = (assigned - 1).clamp(min=0)
-        labels = torch.where(positive, torch.gather(gt_labels, 1, gt_inds),
-                             torch.full_like(gt_inds, self.num_classes))
-        matched = torch.gather(gt_bboxes, 1, gt_inds[..., None].expand(*gt_inds.shape, 4))
-        bbox_targets = torch.where(positive[..., None], matched,
-                                   anchors['anchors'][None].expand_as(matched))
-        label_weights = torch.ones_like(matched[..., 0])
-        pos_weight = self.train_cfg.pos_weight
-        if pos_weight > 0:  # a config value, not data
-            label_weights = torch.where(positive, torch.full_like(label_weights, pos_weight),
-                                        label_weights)
-        if anchor_valid is not None:
-            label_weights = label_weights * anchor_valid.to(label_weights.dtype)
-        return labels, label_weights, bbox_targets, positive
+        with torch.no_grad():
+            assigned = atss_assign(anchors['grids'], anchors['anchors'], anchors['centers'],
+                                   gt_bboxes, gt_valid, self.assigner.topk, anchor_valid)
+            positive = assigned > 0
+            gt_inds = (assigned - 1).clamp(min=0)
+            labels = torch.where(positive, torch.gather(gt_labels, 1, gt_inds),
+                                 torch.full_like(gt_inds, self.num_classes))
+            matched = torch.gather(gt_bboxes, 1, gt_inds[..., None].expand(*gt_inds.shape, 4))
+            bbox_targets = torch.where(positive[..., None], matched,
+                                       anchors['anchors'][None].expand_as(matched))
+            label_weights = torch.ones_like(matched[..., 0])
+            pos_weight = self.train_cfg.pos_weight
+            if pos_weight > 0:  # a config value, not data
+                label_weights = torch.where(positive, torch.full_like(label_weights, pos_weight),
+                                            label_weights)
+            if anchor_valid is not None:
+                label_weights = label_weights * anchor_valid.to(label_weights.dtype)
+        unit_weights = pos_weight <= 0 and anchor_valid is None
+        return labels, label_weights, bbox_targets, positive, unit_weights
 
     @force_fp32(apply_to=('cls_scores', 'bbox_preds', 'centernesses'))
     def loss(self, cls_scores, bbox_preds, centernesses, gt_bboxes, gt_labels, img_metas,
@@ -215,66 +236,60 @@ class HPUATSSHead(StaticDenseInferenceMixin, ATSSHead):
         featmap_sizes = [tuple(score.shape[-2:]) for score in cls_scores]
         device = cls_scores[0].device
         boxes, labels, valid = batch_gt(gt_bboxes, gt_labels, gt_valid, self.max_num_gt, device)
-        labels, label_weights, bbox_targets, positive = self.get_static_targets(
+        labels, label_weights, bbox_targets, positive, unit_weights = self._static_targets(
             featmap_sizes, boxes, labels, valid, img_metas)
         # Stock: sum over images of max(num_pos_i, 1), all-reduced, at least 1.
         num_pos = positive.sum(1).clamp(min=1).sum().float()
         num_total_samples = reduce_mean(num_pos).clamp(min=1.0)
-        split = self._anchors(featmap_sizes, device)['num_level_anchors']
-        levels = zip(cls_scores, bbox_preds, centernesses, labels.split(split, 1),
-                     label_weights.split(split, 1), bbox_targets.split(split, 1),
-                     positive.split(split, 1), self._anchors(featmap_sizes, device)
-                     ['mlvl_anchors'])
-        losses_cls, losses_bbox, losses_centerness, centerness_sums = [], [], [], []
-        for level in levels:
-            loss_cls, loss_bbox, loss_centerness, centerness_sum = self.loss_level(
-                *level, num_total_samples=num_total_samples)
-            losses_cls.append(loss_cls)
-            losses_bbox.append(loss_bbox)
-            losses_centerness.append(loss_centerness)
-            centerness_sums.append(centerness_sum)
-        bbox_avg_factor = reduce_mean(sum(centerness_sums)).clamp(min=1)
-        losses_bbox = [loss / bbox_avg_factor for loss in losses_bbox]
-        return dict(loss_cls=losses_cls, loss_bbox=losses_bbox,
-                    loss_centerness=losses_centerness)
+        anchors = self._anchors(featmap_sizes, device)
+        split = anchors['num_level_anchors']
+        losses_cls = self._focal_losses(cls_scores, labels, None if unit_weights else
+                                        label_weights, split, num_total_samples)
+        # Box and centerness losses: every anchor of the batch at once, image-major (B, A),
+        # positives selected by weights, then summed per level as stock's loss_single.
+        flat_anchors = anchors['anchors'][None].expand_as(bbox_targets)
+        with torch.no_grad():
+            centerness_targets = self.static_centerness_target(flat_anchors, bbox_targets,
+                                                               positive)
+        deltas = image_major(bbox_preds, 4)
+        decoded = self.bbox_coder.decode(flat_anchors.reshape(-1, 4), deltas.reshape(-1, 4))
+        pred_boxes = torch.where(positive[..., None], decoded.reshape(deltas.shape),
+                                 flat_anchors)
+        box_losses = iou_loss_elements(self.loss_bbox, pred_boxes, bbox_targets)
+        losses_bbox = level_sums(box_losses * centerness_targets, split)
+        centerness = image_major(centernesses, 1).squeeze(-1)
+        centerness_losses = centerness_bce_elements(centerness, centerness_targets)
+        losses_centerness = level_sums(centerness_losses * positive.to(centerness.dtype), split)
+        # Stock's per-level box loss has avg_factor 1.0, then the all-reduced centerness sum.
+        bbox_avg_factor = reduce_mean(centerness_targets.sum()).clamp(min=1)
+        bbox_scale = self.loss_bbox.loss_weight / (1.0 + EPS)
+        centerness_scale = self.loss_centerness.loss_weight / (num_total_samples + EPS)
+        return dict(loss_cls=losses_cls,
+                    loss_bbox=[loss * bbox_scale / bbox_avg_factor for loss in losses_bbox],
+                    loss_centerness=[loss * centerness_scale for loss in losses_centerness])
 
-    def loss_level(self, cls_score, bbox_pred, centerness, labels, label_weights, bbox_targets,
-                   positive, anchors, num_total_samples):
-        """Losses of one level over all anchors; equal to ``ATSSHead.loss_single``.
+    def _focal_losses(self, cls_scores, labels, label_weights, num_level_anchors,
+                      num_total_samples) -> List[torch.Tensor]:
+        """Per-level ``FocalLoss`` of the (B, P * C, h, w) maps (stock's ``loss_single``).
 
         Args:
-            cls_score (Tensor): (B, P * C, h, w).
-            bbox_pred (Tensor): (B, P * 4, h, w).
-            centerness (Tensor): (B, P, h, w).
-            labels (Tensor): (B, A_l) long.
-            label_weights (Tensor): (B, A_l).
-            bbox_targets (Tensor): (B, A_l, 4) decoded target boxes.
-            positive (Tensor): (B, A_l) bool.
-            anchors (Tensor): (A_l, 4).
-            num_total_samples (Tensor): Normaliser of the classification/centerness losses.
+            cls_scores (list[Tensor]): per level, (B, P * C, h, w).
+            labels (Tensor): (B, A) long.
+            label_weights (Tensor | None): (B, A), None when all ones.
+            num_level_anchors (list[int]): A_l per level.
+            num_total_samples (Tensor): Normaliser.
 
         Returns:
-            tuple[Tensor, Tensor, Tensor, Tensor]: loss_cls, loss_bbox (before the centerness
-            normaliser), loss_centerness and the sum of the centerness targets.
+            list[Tensor]: one scalar per level.
         """
-        num_imgs = cls_score.shape[0]
-        anchors = anchors.repeat(num_imgs, 1)
-        cls_score = cls_score.permute(0, 2, 3, 1).reshape(-1, self.cls_out_channels)
-        bbox_pred = bbox_pred.permute(0, 2, 3, 1).reshape(-1, 4)
-        centerness = centerness.permute(0, 2, 3, 1).reshape(-1)
-        bbox_targets = bbox_targets.reshape(-1, 4)
-        positive = positive.reshape(-1)
-        loss_cls = static_focal_loss(self.loss_cls, cls_score, labels.reshape(-1),
-                                     label_weights.reshape(-1), num_total_samples)
-        centerness_targets = self.static_centerness_target(anchors, bbox_targets, positive)
-        decoded = self.bbox_coder.decode(anchors, bbox_pred)
-        pred_boxes = torch.where(positive[:, None], decoded, anchors)
-        loss_bbox = static_iou_loss(self.loss_bbox, pred_boxes, bbox_targets,
-                                    weight=centerness_targets, avg_factor=1.0)
-        loss_centerness = static_centerness_loss(
-            self.loss_centerness, centerness, centerness_targets,
-            weight=positive.to(centerness.dtype), avg_factor=num_total_samples)
-        return loss_cls, loss_bbox, loss_centerness, centerness_targets.sum()
+        focal = self.loss_cls
+        scale = focal.loss_weight / (num_total_samples + EPS)
+        split = list(num_level_anchors)
+        level_weights = ([None] * len(split) if label_weights is None
+                         else label_weights.split(split, 1))
+        return [label_focal_loss_sum(score, level_labels, weights, focal.gamma, focal.alpha)
+                * scale for score, level_labels, weights in zip(
+                    cls_scores, labels.split(split, 1), level_weights)]
 
     @staticmethod
     def static_centerness_target(anchors: torch.Tensor, gts: torch.Tensor,
@@ -282,18 +297,18 @@ class HPUATSSHead(StaticDenseInferenceMixin, ATSSHead):
         """``ATSSHead.centerness_target`` of every anchor; 0 where ``positive`` is False.
 
         Args:
-            anchors (Tensor): (N, 4).
-            gts (Tensor): (N, 4) target boxes (any well-formed box where not positive).
-            positive (Tensor): (N,) bool.
+            anchors (Tensor): (..., 4).
+            gts (Tensor): (..., 4) target boxes (any well-formed box where not positive).
+            positive (Tensor): (...) bool.
 
         Returns:
-            Tensor: (N,) centerness targets (no NaN: stock's NaN assert is a host sync).
+            Tensor: (...) centerness targets (no NaN: stock's NaN assert is a host sync).
         """
         centers = anchor_centers(anchors)
-        left = centers[:, 0] - gts[:, 0]
-        top = centers[:, 1] - gts[:, 1]
-        right = gts[:, 2] - centers[:, 0]
-        bottom = gts[:, 3] - centers[:, 1]
+        left = centers[..., 0] - gts[..., 0]
+        top = centers[..., 1] - gts[..., 1]
+        right = gts[..., 2] - centers[..., 0]
+        bottom = gts[..., 3] - centers[..., 1]
         ones = torch.ones_like(left)
         left, top, right, bottom = (torch.where(positive, side, ones)
                                     for side in (left, top, right, bottom))

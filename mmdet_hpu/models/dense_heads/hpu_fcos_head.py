@@ -10,14 +10,19 @@ from mmdet.models.builder import HEADS
 from mmdet.models.dense_heads import FCOSHead
 
 from ..utils.batch_gt import batch_gt
+from ..utils.dense_loss_terms import image_major
 from ..utils.dense_static_inference import StaticDenseInferenceMixin
+from ..utils.label_focal_loss import label_focal_loss_sum
 from ..utils.static_losses import (
     check_static_losses,
     static_centerness_loss,
-    static_focal_loss,
     static_iou_loss,
 )
-from ..utils.static_point_targets import fcos_centerness_target, fcos_point_targets
+from ..utils.static_point_targets import (
+    fcos_centerness_target,
+    fcos_point_targets,
+    point_grids,
+)
 
 
 def check_max_num_gt(max_num_gt) -> int:
@@ -32,11 +37,6 @@ def level_major(tensor: torch.Tensor, num_level_points: Sequence[int]) -> torch.
     num_imgs = tensor.shape[0]
     return torch.cat([part.reshape((num_imgs * part.shape[1], ) + tuple(part.shape[2:]))
                       for part in tensor.split(list(num_level_points), dim=1)])
-
-
-def flatten_level_major(maps: Sequence[torch.Tensor], channels: int) -> torch.Tensor:
-    """Per-level (B, channels, h, w) maps to (sum B * h * w, channels), as stock flattens them."""
-    return torch.cat([m.permute(0, 2, 3, 1).reshape(-1, channels) for m in maps])
 
 
 @HEADS.register_module()
@@ -88,8 +88,9 @@ class HPUFCOSHead(StaticDenseInferenceMixin, FCOSHead):
         """Points and per-point level constants, cached per (sizes, device) in eager mode.
 
         Returns:
-            dict: ``mlvl_points`` (per level (A_l, 2)), ``points`` (A, 2), ``regress_ranges``
-            (A, 2), ``radii`` (A,) = stride * ``center_sample_radius``, ``strides`` (A,),
+            dict: ``mlvl_points`` (per level (A_l, 2)), ``points`` (A, 2), ``grids`` (per
+            level :class:`~mmdet_hpu.models.utils.static_point_targets.PointGrid`: the grid's
+            xs and ys, regress range and ``stride * center_sample_radius``), ``strides`` (A,),
             ``num_level_points`` (list[int]).
         """
         sizes = tuple((int(h), int(w)) for h, w in featmap_sizes)
@@ -103,17 +104,17 @@ class HPUFCOSHead(StaticDenseInferenceMixin, FCOSHead):
         mlvl_points = self.prior_generator.grid_priors(sizes, dtype=torch.float32, device=device)
         num_level_points = [points.shape[0] for points in mlvl_points]
 
-        def per_point(values):
-            table = torch.tensor(values, dtype=torch.float32, device=device)
-            return torch.cat([row.expand(num, *row.shape)
-                              for row, num in zip(table, num_level_points)])
-
         strides = [float(s if isinstance(s, (int, float)) else s[0]) for s in self.strides]
-        ranges = [[float(low), float(high)] for low, high in self.regress_ranges]
+        ranges = torch.tensor([[float(low), float(high)] for low, high in self.regress_ranges],
+                              dtype=torch.float32, device=device)
+        radii = torch.tensor([s * self.center_sample_radius for s in strides],
+                             dtype=torch.float32, device=device)
+        level_strides = torch.tensor(strides, dtype=torch.float32, device=device)
         cached = dict(mlvl_points=mlvl_points, points=torch.cat(mlvl_points),
-                      regress_ranges=per_point(ranges),
-                      radii=per_point([s * self.center_sample_radius for s in strides]),
-                      strides=per_point(strides), num_level_points=num_level_points)
+                      grids=point_grids(mlvl_points, sizes, ranges, radii),
+                      strides=torch.cat([stride.expand(num) for stride, num
+                                         in zip(level_strides, num_level_points)]),
+                      num_level_points=num_level_points)
         if not compiling:
             self._point_cache[key] = cached
         return cached
@@ -159,7 +160,7 @@ class HPUFCOSHead(StaticDenseInferenceMixin, FCOSHead):
         """
         points = self._points(featmap_sizes, gt_bboxes.device)
         labels, bbox_targets = fcos_point_targets(
-            points['points'], points['regress_ranges'], points['radii'], gt_bboxes, gt_labels,
+            points['grids'], points['points'], gt_bboxes, gt_labels,
             gt_valid, self.num_classes, self.center_sampling)
         if self.norm_on_bbox:
             bbox_targets = bbox_targets / points['strides'][None, :, None]
@@ -188,31 +189,43 @@ class HPUFCOSHead(StaticDenseInferenceMixin, FCOSHead):
         boxes, labels, valid = batch_gt(gt_bboxes, gt_labels, gt_valid, self.max_num_gt, device)
         point_labels, bbox_targets = self.get_static_targets(featmap_sizes, boxes, labels, valid)
         points = self._points(featmap_sizes, device)
-        num_level_points = points['num_level_points']
-        num_imgs = cls_scores[0].shape[0]
-
-        flat_cls = flatten_level_major(cls_scores, self.cls_out_channels)
-        flat_bbox_preds = flatten_level_major(bbox_preds, 4)
-        flat_centerness = flatten_level_major(centernesses, 1).reshape(-1)
-        flat_labels = level_major(point_labels, num_level_points)
-        flat_targets = level_major(bbox_targets, num_level_points)
-        flat_points = torch.cat([p.repeat(num_imgs, 1) for p in points['mlvl_points']])
-
-        positive = flat_labels < self.num_classes  # labels are in [0, num_classes]
+        # Image-major (B, A) order throughout: the sums equal stock's level-major ones up to
+        # float summation order, and the (B, C, h, w) class maps are never flattened.
+        positive = point_labels < self.num_classes  # labels are in [0, num_classes]
         num_pos = reduce_mean(positive.sum().float()).clamp(min=1.0)
-        loss_cls = static_focal_loss(self.loss_cls, flat_cls, flat_labels, None, num_pos)
+        loss_cls = self._focal_loss(cls_scores, point_labels, points['num_level_points'],
+                                    num_pos)
 
-        centerness_targets = fcos_centerness_target(flat_targets, positive)
-        centerness_denorm = reduce_mean(centerness_targets.sum().detach()).clamp(min=1e-6)
-        pred_boxes, target_boxes = self._decoded_pairs(flat_points, flat_bbox_preds,
-                                                       flat_targets, positive)
-        loss_bbox = static_iou_loss(self.loss_bbox, pred_boxes, target_boxes,
-                                    weight=centerness_targets, avg_factor=centerness_denorm)
-        loss_centerness = static_centerness_loss(self.loss_centerness, flat_centerness,
-                                                 centerness_targets,
-                                                 weight=positive.to(flat_centerness.dtype),
+        flat_bbox_preds = image_major(bbox_preds, 4)  # (B, A, 4)
+        flat_centerness = image_major(centernesses, 1).squeeze(-1)  # (B, A)
+        with torch.no_grad():
+            centerness_targets = fcos_centerness_target(bbox_targets, positive)
+        centerness_denorm = reduce_mean(centerness_targets.sum()).clamp(min=1e-6)
+        pred_boxes, target_boxes = self._decoded_pairs(points['points'], flat_bbox_preds,
+                                                       bbox_targets, positive)
+        loss_bbox = static_iou_loss(self.loss_bbox, pred_boxes.reshape(-1, 4),
+                                    target_boxes.reshape(-1, 4),
+                                    weight=centerness_targets.reshape(-1),
+                                    avg_factor=centerness_denorm)
+        loss_centerness = static_centerness_loss(self.loss_centerness,
+                                                 flat_centerness.reshape(-1),
+                                                 centerness_targets.reshape(-1),
+                                                 weight=positive.reshape(-1).to(
+                                                     flat_centerness.dtype),
                                                  avg_factor=num_pos)
         return dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_centerness=loss_centerness)
+
+    def _focal_loss(self, cls_scores: Sequence[torch.Tensor], labels: torch.Tensor,
+                    num_level_points: Sequence[int], avg_factor: torch.Tensor) -> torch.Tensor:
+        """``FocalLoss`` of the (B, C, h, w) maps against (B, A) labels, as stock's mean.
+
+        Stock: ``loss_weight * sum / (avg_factor + eps)`` (mmdet's ``weight_reduce_loss``).
+        """
+        focal = self.loss_cls
+        total = sum(label_focal_loss_sum(score, level_labels, None, focal.gamma, focal.alpha)
+                    for score, level_labels in zip(cls_scores,
+                                                   labels.split(list(num_level_points), 1)))
+        return focal.loss_weight * (total / (avg_factor + torch.finfo(torch.float32).eps))
 
     @staticmethod
     def _decoded_pairs(points: torch.Tensor, bbox_preds: torch.Tensor,
@@ -224,16 +237,16 @@ class HPUFCOSHead(StaticDenseInferenceMixin, FCOSHead):
         gradient flows through ``where``'s unselected branch), whatever the prediction.
 
         Args:
-            points (Tensor): (N, 2).
-            bbox_preds (Tensor): (N, 4) predicted distances.
-            bbox_targets (Tensor): (N, 4) target distances.
-            positive (Tensor): (N,) bool.
+            points (Tensor): (A, 2) (or (..., A, 2), broadcast against the rest).
+            bbox_preds (Tensor): (B, A, 4) predicted distances.
+            bbox_targets (Tensor): (B, A, 4) target distances.
+            positive (Tensor): (B, A) bool.
 
         Returns:
-            tuple[Tensor, Tensor]: (N, 4) predicted and target boxes.
+            tuple[Tensor, Tensor]: (B, A, 4) predicted and target boxes.
         """
         safe = distance2bbox(points, torch.ones_like(bbox_targets))
-        positive = positive[:, None]
+        positive = positive[..., None]
         pred_boxes = torch.where(positive, distance2bbox(points, bbox_preds), safe)
         target_boxes = torch.where(positive, distance2bbox(points, bbox_targets), safe)
         return pred_boxes, target_boxes

@@ -1,27 +1,70 @@
 """FCOS point targets of a whole batch with fixed shapes (``FCOSHead._get_target_single``, batched).
 
-Every point is compared with every (padded) ground-truth box of its image at once, (B, A, G):
-inside the box (or its centre region with centre sampling), inside the level's regress range,
-then the smallest-area box wins (first index on ties, as ``Tensor.min(dim)`` in stock). Padding
-rows never win: their area is set to ``INF`` like the boxes a point is not inside.
+Every point is compared with every (padded) ground-truth box of its image at once: inside the
+box (or its centre region with centre sampling), inside the level's regress range, then the
+smallest-area box wins (first index on ties, as ``Tensor.min(dim)`` in stock). Padding rows never
+win: their area is set to ``INF`` like the boxes a point is not inside.
+
+The points of a level form a grid (x from the column, y from the row), and every test
+separates: "inside" is an x test and a y test, and the largest of the four distances is
+``max(max(left, right), max(top, bottom))``, so it is inside a range
+``[low, high]`` iff (``x-reach >= low`` or ``y-reach >= low``) and both reaches ``<= high``.
+The tests are made on (B, W, G) and (B, H, G) and combined with three boolean ops on
+(B, H, W, G); the same float values as stock's, compared the same way.
 """
-from typing import Tuple
+from typing import List, NamedTuple, Sequence, Tuple
 
 import torch
 
 INF = 1e8
 
 
-def fcos_point_targets(points: torch.Tensor, regress_ranges: torch.Tensor,
-                       sample_radii: torch.Tensor, gt_bboxes: torch.Tensor,
-                       gt_labels: torch.Tensor, gt_valid: torch.Tensor, num_classes: int,
+class PointGrid(NamedTuple):
+    """One level's point grid and constants (float32, as stock's per-point tensors).
+
+    Attributes:
+        xs (Tensor): (W,) x of the columns.
+        ys (Tensor): (H,) y of the rows.
+        regress_range (Tensor): (2,) (low, high).
+        radius (Tensor): () ``stride * center_sample_radius``.
+    """
+    xs: torch.Tensor
+    ys: torch.Tensor
+    regress_range: torch.Tensor
+    radius: torch.Tensor
+
+
+def point_grids(mlvl_points: Sequence[torch.Tensor], featmap_sizes: Sequence[Tuple[int, int]],
+                regress_ranges: torch.Tensor, radii: torch.Tensor) -> List[PointGrid]:
+    """Per-level grids from ``MlvlPointGenerator.grid_priors`` points (row-major, x fastest).
+
+    Args:
+        mlvl_points (Sequence[Tensor]): per level, (h * w, 2).
+        featmap_sizes (Sequence[tuple[int, int]]): per level, (h, w).
+        regress_ranges (Tensor): (L, 2) float32.
+        radii (Tensor): (L,) float32.
+
+    Returns:
+        list[PointGrid]: one per level.
+    """
+    grids = []
+    for level, (points, (h, w)) in enumerate(zip(mlvl_points, featmap_sizes)):
+        grid = points.reshape(h, w, 2)
+        grids.append(PointGrid(grid[0, :, 0], grid[:, 0, 1], regress_ranges[level],
+                               radii[level]))
+    return grids
+
+
+def fcos_point_targets(grids: Sequence[PointGrid], points: torch.Tensor,
+                       gt_bboxes: torch.Tensor, gt_labels: torch.Tensor,
+                       gt_valid: torch.Tensor, num_classes: int,
                        center_sampling: bool) -> Tuple[torch.Tensor, torch.Tensor]:
     """Labels and (left, top, right, bottom) targets of every point of every image.
 
     Args:
-        points (Tensor): (A, 2) point coordinates (x, y), all levels concatenated.
-        regress_ranges (Tensor): (A, 2) regress range (low, high) of each point's level.
-        sample_radii (Tensor): (A,) ``stride * center_sample_radius`` of each point's level.
+        grids (Sequence[PointGrid]): per level, see :func:`point_grids`.
+        points (Tensor): (A, 2) point coordinates (x, y), all levels concatenated (the grids'
+            points, row-major).
         gt_bboxes (Tensor): (B, G, 4) padded boxes.
         gt_labels (Tensor): (B, G) long labels.
         gt_valid (Tensor): (B, G) bool, False for padding rows.
@@ -32,48 +75,62 @@ def fcos_point_targets(points: torch.Tensor, regress_ranges: torch.Tensor,
         tuple[Tensor, Tensor]: labels (B, A) long (C for background) and bbox targets
         (B, A, 4), equal to stock's wherever the label is not background.
     """
-    boxes = gt_bboxes[:, None, :, :]  # (B, 1, G, 4)
-    xs = points[None, :, None, 0]  # (1, A, 1)
-    ys = points[None, :, None, 1]
-    left = xs - boxes[..., 0]
-    right = boxes[..., 2] - xs
-    top = ys - boxes[..., 1]
-    bottom = boxes[..., 3] - ys
-    bbox_targets = torch.stack((left, top, right, bottom), -1)  # (B, A, G, 4)
-    if center_sampling:
-        inside = _inside_center_region(xs, ys, boxes, sample_radii)
-    else:
-        inside = bbox_targets.min(-1)[0] > 0
-    max_regress_distance = bbox_targets.max(-1)[0]
-    ranges = regress_ranges[None, :, None, :]
-    inside_range = ((max_regress_distance >= ranges[..., 0])
-                    & (max_regress_distance <= ranges[..., 1]))
-    areas = (gt_bboxes[..., 2] - gt_bboxes[..., 0]) * (gt_bboxes[..., 3] - gt_bboxes[..., 1])
-    candidate = inside & inside_range & gt_valid[:, None, :]
-    areas = torch.where(candidate, areas[:, None, :], torch.full_like(areas[:, None, :], INF))
-    min_area, min_area_inds = areas.min(dim=2)  # (B, A)
-    labels = torch.gather(gt_labels, 1, min_area_inds)
-    labels = torch.where(min_area == INF, torch.full_like(labels, num_classes), labels)
-    num_imgs, num_points = min_area_inds.shape
-    index = min_area_inds[..., None, None].expand(num_imgs, num_points, 1, 4)
-    bbox_targets = torch.gather(bbox_targets, 2, index).squeeze(2)
+    with torch.no_grad():
+        num_imgs = gt_bboxes.shape[0]
+        sides = tuple(side[:, None, :] for side in gt_bboxes.unbind(-1))  # (B, 1, G) each
+        areas = ((gt_bboxes[..., 2] - gt_bboxes[..., 0])
+                 * (gt_bboxes[..., 3] - gt_bboxes[..., 1]))[:, None, None, :]
+        valid = gt_valid[:, None, :]
+        min_areas, min_area_inds = [], []
+        for grid in grids:
+            candidate = _level_candidates(grid, sides, valid, center_sampling)  # (B, H, W, G)
+            level_areas = torch.where(candidate, areas, areas.new_full((), INF))
+            min_area, inds = level_areas.min(dim=3)
+            min_areas.append(min_area.reshape(num_imgs, -1))
+            min_area_inds.append(inds.reshape(num_imgs, -1))
+        min_area, min_area_inds = torch.cat(min_areas, 1), torch.cat(min_area_inds, 1)
+        labels = torch.gather(gt_labels, 1, min_area_inds)
+        labels = torch.where(min_area == INF, labels.new_full((), num_classes), labels)
+        # The distances to the winning box only: (B, A, 4), the same float ops as stock's.
+        boxes = torch.gather(gt_bboxes, 1, min_area_inds[..., None].expand(-1, -1, 4))
+        point_xs, point_ys = points[None, :, 0], points[None, :, 1]
+        bbox_targets = torch.stack((point_xs - boxes[..., 0], point_ys - boxes[..., 1],
+                                    boxes[..., 2] - point_xs, boxes[..., 3] - point_ys), -1)
     return labels, bbox_targets
 
 
-def _inside_center_region(xs: torch.Tensor, ys: torch.Tensor, boxes: torch.Tensor,
-                          sample_radii: torch.Tensor) -> torch.Tensor:
-    """(B, A, G) bool: the point lies strictly inside the box clipped to its centre region."""
-    radii = sample_radii[None, :, None]
-    center_xs = (boxes[..., 0] + boxes[..., 2]) / 2
-    center_ys = (boxes[..., 1] + boxes[..., 3]) / 2
-    x_mins, y_mins = center_xs - radii, center_ys - radii
-    x_maxs, y_maxs = center_xs + radii, center_ys + radii
-    region_x1 = torch.where(x_mins > boxes[..., 0], x_mins, boxes[..., 0])
-    region_y1 = torch.where(y_mins > boxes[..., 1], y_mins, boxes[..., 1])
-    region_x2 = torch.where(x_maxs > boxes[..., 2], boxes[..., 2], x_maxs)
-    region_y2 = torch.where(y_maxs > boxes[..., 3], boxes[..., 3], y_maxs)
-    dists = torch.stack((xs - region_x1, ys - region_y1, region_x2 - xs, region_y2 - ys), -1)
-    return dists.min(-1)[0] > 0
+def _level_candidates(grid: PointGrid, sides: Tuple[torch.Tensor, ...], valid: torch.Tensor,
+                      center_sampling: bool) -> torch.Tensor:
+    """(B, H, W, G) bool: inside (the centre region of) the box and its regress range."""
+    x1, y1, x2, y2 = sides
+    xs, ys = grid.xs[None, :, None], grid.ys[None, :, None]  # (1, W, 1), (1, H, 1)
+    left, right = xs - x1, x2 - xs  # (B, W, G)
+    top, bottom = ys - y1, y2 - ys  # (B, H, G)
+    if center_sampling:
+        inside_x = _inside_center_span(xs, x1, x2, grid.radius)
+        inside_y = _inside_center_span(ys, y1, y2, grid.radius)
+    else:  # stock: min(left, top, right, bottom) > 0
+        inside_x = (left > 0) & (right > 0)
+        inside_y = (top > 0) & (bottom > 0)
+    reach_x, reach_y = torch.maximum(left, right), torch.maximum(top, bottom)
+    low, high = grid.regress_range[0], grid.regress_range[1]
+    part_x = inside_x & (reach_x <= high) & valid
+    part_y = inside_y & (reach_y <= high)
+    candidate = part_x[:, None, :, :] & part_y[:, :, None, :]
+    candidate &= (reach_x >= low)[:, None, :, :] | (reach_y >= low)[:, :, None, :]
+    return candidate
+
+
+def _inside_center_span(coords: torch.Tensor, low_side: torch.Tensor, high_side: torch.Tensor,
+                        radius: torch.Tensor) -> torch.Tensor:
+    """(B, n, G) bool: the coordinate lies strictly inside the box's centre span on one axis.
+
+    Stock clips with ``where(mins > x1, mins, x1)`` (= ``maximum``) and tests the minimum of
+    the four distances ``> 0``; comparing the coordinates directly gives the same booleans.
+    """
+    centers = (low_side + high_side) / 2
+    return ((coords > torch.maximum(centers - radius, low_side))
+            & (coords < torch.minimum(centers + radius, high_side)))
 
 
 def fcos_centerness_target(bbox_targets: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,63 @@
+"""The label focal loss on (B, P * C, h, w) logits against mmdet's py_sigmoid_focal_loss."""
+import pytest
+import torch
+from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss
+
+from mmdet_hpu.models.utils.label_focal_loss import label_focal_loss_sum
+
+
+def stock_sum(logits, labels, weights, gamma, alpha):
+    """mmdet's CPU path on the flattened logits, as a dense head's loss_single feeds it."""
+    num_classes = logits.shape[1] // (labels.shape[1] // (logits.shape[2] * logits.shape[3]))
+    flat = logits.permute(0, 2, 3, 1).reshape(-1, num_classes)
+    one_hot = (labels.reshape(-1)[:, None] == torch.arange(num_classes)).long()
+    flat_weights = None if weights is None else weights.reshape(-1)
+    return py_sigmoid_focal_loss(flat, one_hot, flat_weights, gamma=gamma, alpha=alpha,
+                                 reduction='sum')
+
+
+@pytest.mark.parametrize('num_priors', [1, 3])
+@pytest.mark.parametrize('weighted', [False, True])
+@pytest.mark.parametrize('gamma,alpha', [(2.0, 0.25), (1.5, 0.5), (0.0, 0.75), (2.0, 1.0)])
+def test_equals_mmdet_value_and_gradient(num_priors, weighted, gamma, alpha):
+    gen = torch.Generator().manual_seed(num_priors * 7 + int(weighted) + int(gamma * 10))
+    num_imgs, num_classes, h, w = 2, 6, 5, 7
+    logits = (torch.randn(num_imgs, num_priors * num_classes, h, w, generator=gen) * 6
+              ).requires_grad_()
+    labels = torch.randint(0, num_classes + 1, (num_imgs, h * w * num_priors), generator=gen)
+    labels[0, :4] = num_classes  # background ...
+    labels[1, :4] = 0  # ... and the first class, on the first locations
+    weights = None
+    if weighted:  # ATSS: zero outside the image, pos_weight at positives
+        weights = torch.rand(num_imgs, h * w * num_priors, generator=gen)
+        weights[:, ::5] = 0
+    scale = 0.37  # stands for loss_weight / avg_factor: the backward gets a grad_output
+    expected = stock_sum(logits, labels, weights, gamma, alpha)
+    (expected_grad,) = torch.autograd.grad(expected * scale, logits)
+    actual = label_focal_loss_sum(logits, labels, weights, gamma, alpha)
+    (grad,) = torch.autograd.grad(actual * scale, logits)
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=0)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-4, atol=1e-7)
+
+
+def test_all_background_and_extreme_logits():
+    logits = torch.tensor([-120.0, -30.0, -4.6, 0.0, 4.6, 30.0, 120.0]).repeat(2, 3, 1)
+    logits = logits.reshape(2, 3, 1, 7).requires_grad_()  # (B, C, h, w), C = 3
+    for labels in (torch.full((2, 7), 3), torch.tensor([[0, 1, 2, 3, 0, 1, 2]] * 2)):
+        expected = stock_sum(logits, labels, None, 2.0, 0.25)
+        (expected_grad,) = torch.autograd.grad(expected, logits)
+        actual = label_focal_loss_sum(logits, labels, None, 2.0, 0.25)
+        (grad,) = torch.autograd.grad(actual, logits)
+        assert torch.isfinite(actual) and torch.isfinite(grad).all()
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=0)
+        torch.testing.assert_close(grad, expected_grad, rtol=1e-4, atol=1e-7)
+
+
+def test_backward_twice_with_retained_graph_gives_the_same_gradient():
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(1, 4, 3, 3, generator=gen).requires_grad_()
+    labels = torch.randint(0, 5, (1, 9), generator=gen)
+    loss = label_focal_loss_sum(logits, labels, None, 2.0, 0.25)
+    (first,) = torch.autograd.grad(loss, logits, retain_graph=True)
+    (second,) = torch.autograd.grad(loss, logits)
+    assert torch.equal(first, second)
