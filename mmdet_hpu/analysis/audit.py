@@ -16,11 +16,13 @@ the NMS calls and the part after the last NMS call (see
 The optimizer phase uses the hook the runner would use: for the configured side the config's
 optimizer hook as an HPU runner upgrades it (``HPUOptimizerHook``, a non-logging iteration,
 ``DeviceLogBuffer``); for the stock side mmcv's ``OptimizerHook`` (``float(grad_norm)`` into a
-``LogBuffer``). ``torch._dynamo.explain`` counts the graph breaks of the heads' ``loss`` and
-``get_bboxes`` calls made during the audited iteration, and of post-processing up to NMS of a
-single-stage head (:data:`PRE_NMS_ENTRIES`): an HPU head's ``get_bboxes_pre_nms`` with the
-arguments its own post-processing passes, a stock ``BaseDenseHead``'s ``get_bboxes(...,
-with_nms=False)``; other heads (stock ``YOLOV3Head``, two-stage detectors): n/a.
+``LogBuffer``). A config with HPU model types runs with an HPU runner even if it names
+mmdet's (``mmdet-hpu-train`` upgrades it). ``torch._dynamo.explain`` counts the graph breaks of
+the heads' ``loss`` and ``get_bboxes`` calls made during the audited iteration, and of
+post-processing up to NMS of a single-stage head (:data:`PRE_NMS_ENTRIES`): an HPU head's
+``get_bboxes_pre_nms`` with the arguments its own post-processing passes, a stock
+``BaseDenseHead``'s ``get_bboxes(..., with_nms=False)``; other heads (stock ``YOLOV3Head``,
+two-stage detectors): n/a.
 
 A config without any ``HPU*`` model type is audited once, as-is (its stock counterpart is the
 same model); ``skip_stock`` audits the configured side only.
@@ -90,19 +92,34 @@ def _is_hpu_runner(cfg: mmcv.Config) -> bool:
     return str(cfg.get('runner', {}).get('type', '')).startswith('HPU')
 
 
-def optimizer_hook_for(cfg: mmcv.Config, stock: bool):
+def trains_with_hpu_runner(cfg: mmcv.Config) -> bool:
+    """Whether ``mmdet-hpu-train`` runs the configured side with an HPU runner and hook.
+
+    True for an HPU runner type, and for a config with HPU model types (this project's
+    RetinaNet / SSD / FCOS / ATSS configs keep mmdet's ``EpochBasedRunner``, which
+    ``mmdet-hpu-train`` upgrades, see :func:`mmdet_hpu.apis.config_types.upgrade_config_types`).
+    A config without HPU types (a zoo config audited before porting) keeps its own runner.
+    """
+    return _is_hpu_runner(cfg) or bool(hpu_replacements(cfg.model))
+
+
+def optimizer_hook_for(cfg: mmcv.Config, stock: bool, hpu_runner: Optional[bool] = None):
     """The optimizer hook and log buffer the runner would use for one side.
 
     Args:
         cfg (mmcv.Config): The config (``optimizer_config``, ``runner``).
         stock (bool): Stock side: mmcv ``OptimizerHook`` + ``LogBuffer``.
+        hpu_runner (bool | None): Whether the configured side runs with an HPU runner (None:
+            when ``cfg.runner`` is one).
 
     Returns:
         tuple[OptimizerHook, LogBuffer]: For an HPU runner, the upgraded hook
         (``HPUOptimizerHook``) and a ``DeviceLogBuffer``.
     """
     hook_cfg = dict(cfg.get('optimizer_config') or {})
-    if stock or not _is_hpu_runner(cfg):
+    if hpu_runner is None:
+        hpu_runner = _is_hpu_runner(cfg)
+    if stock or not hpu_runner:
         hook_cfg.pop('type', None)
         return OptimizerHook(**hook_cfg), LogBuffer()
     return mmcv.build_from_cfg(upgrade_optimizer_config(hook_cfg), HOOKS), DeviceLogBuffer()
@@ -176,7 +193,7 @@ def audit_training(model, batch: Dict, cfg: mmcv.Config, stock: bool, audit: OpA
         plan (PhasePlan): How the step splits into phases.
         captures (dict[str, Call]): Filled with the calls to explain.
     """
-    hook, log_buffer = optimizer_hook_for(cfg, stock)
+    hook, log_buffer = optimizer_hook_for(cfg, stock, trains_with_hpu_runner(cfg))
     optimizer = build_optimizer(model, cfg.optimizer)
     runner = fake_runner(model, optimizer, log_buffer, cfg, len(batch['img_metas']))
     model.train()

@@ -2,7 +2,7 @@
 
 40 batches of 2 images with 0-128 boxes each, padded to their bucket (8/16/32/64/128 rows),
 through ``forward_train`` + ``_parse_losses`` under ``torch.compile(dynamic=False,
-fullgraph=True)`` with a counting backend (see :func:`tiny_detectors.count_training_graphs`).
+fullgraph=True)`` with a counting backend (``count_training_graphs``, ``tests/tiny_detectors.py``).
 """
 import pytest
 from tiny_detectors import CONFIGS, IMG_SIZES, count_training_graphs, tiny_detector

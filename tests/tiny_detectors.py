@@ -15,7 +15,7 @@ from mmdet.models import build_detector
 import mmdet_hpu  # noqa: F401  (registers the HPU detectors and heads)
 from mmdet_hpu.models.utils import bucket_gt_list, gt_bucket
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = {
     'retinanet': 'configs/retinanet/retinanet_r50_fpn_1x_coco.py',
     'ssd': 'configs/ssd/ssd300_coco.py',
@@ -71,11 +71,23 @@ _SHRINK: Dict[str, Callable] = dict(retinanet=_shrink_retinanet, ssd=_shrink_ssd
 
 def tiny_model_cfg(name: str) -> mmcv.ConfigDict:
     """The model of ``CONFIGS[name]``, scaled down, ``NUM_CLASSES`` classes, nothing to download."""
-    model = mmcv.Config.fromfile(osp.join(REPO, CONFIGS[name])).model
+    model = mmcv.Config.fromfile(config_path(name)).model
     model.pop('pretrained', None)
     _SHRINK[name](model)
     model.bbox_head.num_classes = NUM_CLASSES
     return model
+
+
+def config_path(name: str) -> str:
+    """Absolute path of ``CONFIGS[name]``."""
+    return osp.join(REPO, CONFIGS[name])
+
+
+def tiny_config(name: str) -> mmcv.Config:
+    """The whole config of ``CONFIGS[name]`` (pipelines, optimizer, runner) with the tiny model."""
+    cfg = mmcv.Config.fromfile(config_path(name))
+    cfg.model = tiny_model_cfg(name)
+    return cfg
 
 
 def tiny_detector(name: str, seed: int = 0):
