@@ -16,9 +16,13 @@ the NMS calls and the part after the last NMS call (see
 The optimizer phase uses the hook the runner would use: for the configured side the config's
 optimizer hook as an HPU runner upgrades it (``HPUOptimizerHook``, a non-logging iteration,
 ``DeviceLogBuffer``); for the stock side mmcv's ``OptimizerHook`` (``float(grad_norm)`` into a
-``LogBuffer``). ``torch._dynamo.explain`` counts the graph breaks of the heads' ``loss`` and
-``get_bboxes`` calls made during the audited iteration, and of post-processing up to NMS for a
-head that has a pre-NMS entry point (:data:`PRE_NMS_ENTRIES`; stock heads have none: n/a).
+``LogBuffer``). A config with HPU model types runs with an HPU runner even if it names
+mmdet's (``mmdet-hpu-train`` upgrades it). ``torch._dynamo.explain`` counts the graph breaks of
+the heads' ``loss`` and ``get_bboxes`` calls made during the audited iteration, and of
+post-processing up to NMS of a single-stage head (:data:`PRE_NMS_ENTRIES`): an HPU head's
+``get_bboxes_pre_nms`` with the arguments its own post-processing passes, a stock
+``BaseDenseHead``'s ``get_bboxes(..., with_nms=False)``; other heads (stock ``YOLOV3Head``,
+two-stage detectors): n/a.
 
 A config without any ``HPU*`` model type is audited once, as-is (its stock counterpart is the
 same model); ``skip_stock`` audits the configured side only.
@@ -88,19 +92,34 @@ def _is_hpu_runner(cfg: mmcv.Config) -> bool:
     return str(cfg.get('runner', {}).get('type', '')).startswith('HPU')
 
 
-def optimizer_hook_for(cfg: mmcv.Config, stock: bool):
+def trains_with_hpu_runner(cfg: mmcv.Config) -> bool:
+    """Whether ``mmdet-hpu-train`` runs the configured side with an HPU runner and hook.
+
+    True for an HPU runner type, and for a config with HPU model types (this project's
+    RetinaNet / SSD / FCOS / ATSS configs keep mmdet's ``EpochBasedRunner``, which
+    ``mmdet-hpu-train`` upgrades, see :func:`mmdet_hpu.apis.config_types.upgrade_config_types`).
+    A config without HPU types (a zoo config audited before porting) keeps its own runner.
+    """
+    return _is_hpu_runner(cfg) or bool(hpu_replacements(cfg.model))
+
+
+def optimizer_hook_for(cfg: mmcv.Config, stock: bool, hpu_runner: Optional[bool] = None):
     """The optimizer hook and log buffer the runner would use for one side.
 
     Args:
         cfg (mmcv.Config): The config (``optimizer_config``, ``runner``).
         stock (bool): Stock side: mmcv ``OptimizerHook`` + ``LogBuffer``.
+        hpu_runner (bool | None): Whether the configured side runs with an HPU runner (None:
+            when ``cfg.runner`` is one).
 
     Returns:
         tuple[OptimizerHook, LogBuffer]: For an HPU runner, the upgraded hook
         (``HPUOptimizerHook``) and a ``DeviceLogBuffer``.
     """
     hook_cfg = dict(cfg.get('optimizer_config') or {})
-    if stock or not _is_hpu_runner(cfg):
+    if hpu_runner is None:
+        hpu_runner = _is_hpu_runner(cfg)
+    if stock or not hpu_runner:
         hook_cfg.pop('type', None)
         return OptimizerHook(**hook_cfg), LogBuffer()
     return mmcv.build_from_cfg(upgrade_optimizer_config(hook_cfg), HOOKS), DeviceLogBuffer()
@@ -174,7 +193,7 @@ def audit_training(model, batch: Dict, cfg: mmcv.Config, stock: bool, audit: OpA
         plan (PhasePlan): How the step splits into phases.
         captures (dict[str, Call]): Filled with the calls to explain.
     """
-    hook, log_buffer = optimizer_hook_for(cfg, stock)
+    hook, log_buffer = optimizer_hook_for(cfg, stock, trains_with_hpu_runner(cfg))
     optimizer = build_optimizer(model, cfg.optimizer)
     runner = fake_runner(model, optimizer, log_buffer, cfg, len(batch['img_metas']))
     model.train()
@@ -257,9 +276,73 @@ def _yolov3_pre_nms(head, call: Call):
                                      cfg['score_thr'], cfg.get('nms_pre', 1000))
 
 
-#: Functions ``(head, get_bboxes call) -> (fn, args) | None`` giving a head's post-processing up
-#: to NMS; the first that answers is explained. Stock heads have no such entry point.
-PRE_NMS_ENTRIES: List[Callable] = [_yolov3_pre_nms]
+def _clone_tree(value):
+    """Tensors of a nested tuple/list/dict cloned (a replay must not change the captured call)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, tuple) and hasattr(value, '_fields'):  # a NamedTuple
+        return type(value)(*(_clone_tree(item) for item in value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(_clone_tree(item) for item in value)
+    if type(value) is dict:  # noqa: E721  (a ConfigDict holds no tensors: kept as it is)
+        return {key: _clone_tree(item) for key, item in value.items()}
+    return value
+
+
+def _recorded_pre_nms(head, call: Call):
+    """Any head with a ``get_bboxes_pre_nms`` method (HPURetinaHead, HPUSSDHead, HPUFCOSHead,
+    HPUATSSHead, ...): that method with the arguments its post-processing passes to it.
+
+    The captured ``get_bboxes`` call is replayed once (no grad, on cloned inputs) with the method
+    wrapped to record its first call, so the entry follows each head's own signature. None when
+    the replay does not reach it (e.g. ``score_factors`` sending an anchor head to stock code).
+    """
+    original = getattr(head, 'get_bboxes_pre_nms', None)
+    if not callable(original):
+        return None
+    recorded = []
+
+    def recording(*args, **kwargs):
+        if not recorded:
+            recorded.append((_clone_tree(args), _clone_tree(kwargs)))
+        return original(*args, **kwargs)
+
+    previous = head.__dict__.get('get_bboxes_pre_nms')
+    head.__dict__['get_bboxes_pre_nms'] = recording
+    try:
+        with torch.no_grad():
+            call.fn(*_clone_tree(call.args), **_clone_tree(call.kwargs))
+    finally:
+        if previous is None:
+            del head.__dict__['get_bboxes_pre_nms']
+        else:
+            head.__dict__['get_bboxes_pre_nms'] = previous
+    if not recorded:
+        return None
+    args, kwargs = recorded[0]
+    return original, args, kwargs
+
+
+def _stock_dense_pre_nms(head, call: Call):
+    """A stock ``BaseDenseHead`` (RetinaHead, SSDHead, FCOSHead, ATSSHead, GFLHead, ...):
+    ``get_bboxes(..., with_nms=False)``, which stops right before the NMS of
+    ``BaseDenseHead._bbox_post_process``. None for heads that override either method (their
+    ``with_nms=False`` may still run NMS, as stock ``YOLOV3Head.get_bboxes`` does)."""
+    from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
+
+    if hasattr(head, 'get_bboxes_pre_nms') or not isinstance(head, BaseDenseHead):
+        return None
+    if type(head).get_bboxes is not BaseDenseHead.get_bboxes or \
+            type(head)._bbox_post_process is not BaseDenseHead._bbox_post_process:
+        return None
+    if getattr(call.fn, '__name__', '') != 'get_bboxes':
+        return None
+    return call.fn, _clone_tree(call.args), dict(_clone_tree(call.kwargs), with_nms=False)
+
+
+#: Functions ``(head, get_bboxes call) -> (fn, args) | (fn, args, kwargs) | None`` giving a
+#: head's post-processing up to NMS; the first that answers is explained.
+PRE_NMS_ENTRIES: List[Callable] = [_yolov3_pre_nms, _recorded_pre_nms, _stock_dense_pre_nms]
 
 
 def _pre_nms_explain(model, plan: PhasePlan, captures: Dict[str, Call]) -> Optional[Dict]:
@@ -269,9 +352,10 @@ def _pre_nms_explain(model, plan: PhasePlan, captures: Dict[str, Call]) -> Optio
     for entry in PRE_NMS_ENTRIES:
         found = entry(model.bbox_head, call)
         if found is not None:
-            fn, args = found
+            fn, args, kwargs = found if len(found) == 3 else (*found, {})
+            source = fn.__name__ + ('(with_nms=False)' if 'with_nms' in kwargs else '')
             with torch.no_grad():
-                return dict(_explain(fn, *args), source=fn.__name__)
+                return dict(_explain(fn, *args, **kwargs), source=source)
     # explain() reports one reason per graph, not per break, so get_bboxes' reasons cannot be
     # split at NMS reliably: see the get_bboxes row instead.
     return None

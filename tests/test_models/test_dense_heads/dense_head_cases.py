@@ -1,7 +1,12 @@
-"""Ground-truth scenarios and checks shared by the static FCOS / ATSS head tests."""
-import numpy as np
-import torch
+"""Ground-truth scenarios, head builders and checks shared by the static FCOS / ATSS head tests."""
+import copy
 
+import numpy as np
+import pytest
+import torch
+from mmdet.models.builder import build_head
+
+from mmdet_hpu.models.utils import pad_gt_list
 from mmdet_hpu.runner.host_reads import HostReadCounter
 
 IMG_H, IMG_W = 96, 128
@@ -146,3 +151,92 @@ def assert_pre_nms_is_static(hpu, outs, metas, cfg):
     _, counts = count_host_reads(lambda: hpu.get_bboxes_pre_nms(
         *outs, img_shapes, scale_factors, cfg.score_thr, cfg.nms_pre))
     assert counts == dict(scalar=0, bulk=0, dynamic=0)
+
+
+def build_head_pair(base_cfg, variant_cfg, hpu_type, **overrides):
+    """Stock head and its HPU subclass ``hpu_type`` with identical weights and config."""
+    cfg = copy.deepcopy(base_cfg)
+    cfg.update(copy.deepcopy(variant_cfg))
+    cfg.update(overrides)
+    torch.manual_seed(0)
+    stock = build_head(cfg)
+    hpu = build_head(dict(cfg, type=hpu_type, max_num_gt=128))
+    hpu.load_state_dict(stock.state_dict(), strict=True)
+    return stock, hpu
+
+
+def run_losses(head, outs, gt_bboxes, gt_labels, num_imgs, **extra):
+    """``head.loss`` on fresh leaf copies of ``outs``, backward; (losses, per-output grads)."""
+    leaves = [[t.clone().requires_grad_() for t in level] for level in outs]
+    losses = head.loss(*leaves, gt_bboxes, gt_labels, img_metas(num_imgs), **extra)
+    total(losses).backward()
+    return losses, [t.grad for level in leaves for t in level]
+
+
+def assert_loss_accepts_padded_gt(stock, hpu, keys, as_lists):
+    """Padded GT (tensors, or the per-image lists collate delivers) gives stock's losses."""
+    gt_bboxes, gt_labels = make_gt('mixed', seed=3)
+    outs = random_head_outputs(len(gt_bboxes), seed=4)
+    metas = img_metas(len(gt_bboxes))
+    expected = stock.loss(*outs, gt_bboxes, gt_labels, metas)
+    boxes, labels, valid = pad_gt_list(gt_bboxes, gt_labels, 32)
+    if as_lists:  # what DefaultFormatBundle + collate deliver with HPUPadGT: (B, 1, G) masks
+        boxes, labels, valid = list(boxes), list(labels), valid[:, None].to(torch.uint8)
+    actual = hpu.loss(*outs, boxes, labels, metas, gt_valid=valid)
+    assert_losses_close(expected, actual, keys)
+
+
+def assert_loss_is_static(hpu, padded):
+    """Loss + backward (after a warm-up) with no host read and no dynamic op."""
+    gt_bboxes, gt_labels = make_gt('mixed', seed=12)
+    extra = {}
+    if padded:
+        gt_bboxes, gt_labels, valid = pad_gt_list(gt_bboxes, gt_labels, 32)
+        extra = dict(gt_valid=valid)
+    outs = random_head_outputs(4, seed=13)
+    run_losses(hpu, outs, gt_bboxes, gt_labels, 4, **extra)  # warm the caches
+    (losses, _), counts = count_host_reads(
+        lambda: run_losses(hpu, outs, gt_bboxes, gt_labels, 4, **extra))
+    assert counts == dict(scalar=0, bulk=0, dynamic=0)
+    assert total(losses) > 0
+
+
+def assert_stock_loss_syncs(stock):
+    """The counter used by :func:`assert_loss_is_static` sees the stock head's host reads."""
+    gt_bboxes, gt_labels = make_gt('one', seed=1)
+    outs = random_head_outputs(2, seed=1)
+    _, counts = count_host_reads(lambda: stock.loss(*outs, gt_bboxes, gt_labels, img_metas(2)))
+    assert counts['scalar'] > 0 and counts['dynamic'] > 0
+
+
+def assert_loss_has_no_graph_break(hpu):
+    """``torch._dynamo.explain`` of the loss on padded GT: no graph break."""
+    torch._dynamo.reset()
+    boxes, labels, valid = pad_gt_list(*make_gt('mixed', seed=15), 32)
+    outs = random_head_outputs(4, seed=16)
+    explanation = torch._dynamo.explain(hpu.loss)(*outs, boxes, labels, img_metas(4),
+                                                  gt_valid=valid)
+    assert explanation.graph_count >= 1
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+def assert_refuses(base_cfg, hpu_type, option, value, match):
+    """Building ``hpu_type`` with ``option=value`` raises an error matching ``match``."""
+    cfg = dict(copy.deepcopy(base_cfg), type=hpu_type)
+    cfg[option] = value
+    with pytest.raises((TypeError, ValueError), match=match):
+        build_head(cfg)
+
+
+def reduce_mean_arguments(monkeypatch, head_module, hpu):
+    """The tensors ``hpu.loss`` passes to ``head_module.reduce_mean`` (many boxes, 2 images)."""
+    seen = []
+
+    def recording_reduce_mean(tensor):
+        seen.append(tensor)
+        return tensor
+
+    monkeypatch.setattr(head_module, 'reduce_mean', recording_reduce_mean)
+    gt_bboxes, gt_labels = make_gt('many', seed=1)
+    hpu.loss(*random_head_outputs(2, seed=1), gt_bboxes, gt_labels, img_metas(2))
+    return seen

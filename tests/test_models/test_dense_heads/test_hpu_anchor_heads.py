@@ -365,38 +365,3 @@ def test_pre_nms_inference_has_no_graph_break(kind):
         cls_scores, bbox_preds, img_metas(2), 0.05, 1000, True)
     assert explanation.graph_count >= 1
     assert explanation.graph_break_count == 0, explanation.break_reasons
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize('kind', ['ssd'])  # RetinaNet: the whole detector, test_static_losses
-def test_compiled_loss_compiles_one_graph_per_gt_bucket(kind):
-    """40 batches with 0-128 boxes per image, padded to buckets: graphs <= buckets."""
-    from mmdet_hpu.models.utils import bucket_gt_list, gt_bucket
-    torch._dynamo.reset()
-    stock, hpu = build_heads(kind)
-    graphs = []
-
-    def counting_backend(gm, example_inputs):
-        graphs.append(gm)
-        return gm.forward
-
-    def step(cls_scores, bbox_preds, boxes, labels, valid):
-        losses = hpu.loss(cls_scores, bbox_preds, boxes, labels, img_metas(2), gt_valid=valid)
-        return sum(sum(v) for v in losses.values()).sum()
-
-    compiled = torch.compile(step, backend=counting_backend, dynamic=False, fullgraph=True)
-    gen = torch.Generator().manual_seed(0)
-    buckets = set()
-    for i in range(40):
-        counts = torch.randint(0, 129, (2,), generator=gen).tolist()
-        if i < 5:  # make sure every bucket and the empty image occur
-            counts = [[0, 0], [0, 5], [9, 3], [20, 1], [128, 40]][i]
-        boxes = [random_boxes(n, gen, 2.0, 40.0) for n in counts]
-        labels = [torch.randint(0, NUM_CLASSES, (n,), generator=gen) for n in counts]
-        boxes, labels, valid = bucket_gt_list(boxes, labels, 128)
-        buckets.add(gt_bucket(max(counts), 128))
-        loss = compiled(*head_outputs(kind, stock, 2, seed=i), boxes, labels, valid)
-        loss.backward()
-        assert torch.isfinite(loss)
-    assert buckets == {8, 16, 32, 64, 128}
-    assert 1 <= len(graphs) <= len(buckets), len(graphs)

@@ -10,14 +10,20 @@ from dense_head_cases import (
     SCENARIOS,
     STRIDES,
     assert_detections_equal_stock,
+    assert_loss_accepts_padded_gt,
+    assert_loss_has_no_graph_break,
+    assert_loss_is_static,
     assert_losses_close,
     assert_pre_nms_is_static,
-    count_host_reads,
+    assert_refuses,
+    assert_stock_loss_syncs,
+    build_head_pair,
     featmap_sizes,
     img_metas,
     make_gt,
     random_head_outputs,
-    total,
+    reduce_mean_arguments,
+    run_losses,
     varied_metas,
 )
 from mmdet.models.builder import build_head
@@ -46,14 +52,7 @@ VARIANTS = {
 
 def build_heads(variant='plain', **overrides):
     """Stock FCOSHead and HPUFCOSHead with identical weights and config."""
-    cfg = copy.deepcopy(HEAD_CFG)
-    cfg.update(copy.deepcopy(VARIANTS[variant]))
-    cfg.update(overrides)
-    torch.manual_seed(0)
-    stock = build_head(cfg)
-    hpu = build_head(dict(cfg, type='HPUFCOSHead', max_num_gt=128))
-    hpu.load_state_dict(stock.state_dict(), strict=True)
-    return stock, hpu
+    return build_head_pair(HEAD_CFG, VARIANTS[variant], 'HPUFCOSHead', **overrides)
 
 
 def stock_targets(stock, gt_bboxes, gt_labels):
@@ -101,13 +100,6 @@ def test_min_area_first_index_wins_ties():
     assert (point_labels == 3).any() and not (point_labels == 1).any()
 
 
-def run_losses(head, outs, gt_bboxes, gt_labels, num_imgs, **extra):
-    leaves = [[t.clone().requires_grad_() for t in level] for level in outs]
-    losses = head.loss(*leaves, gt_bboxes, gt_labels, img_metas(num_imgs), **extra)
-    total(losses).backward()
-    return losses, [t.grad for level in leaves for t in level]
-
-
 @pytest.mark.parametrize('variant', list(VARIANTS))
 @pytest.mark.parametrize('kind', SCENARIOS)
 def test_loss_and_grad_equal_stock(kind, variant):
@@ -130,51 +122,23 @@ def test_loss_and_grad_equal_stock(kind, variant):
 @pytest.mark.parametrize('as_lists', [False, True])
 def test_loss_accepts_padded_gt(as_lists):
     stock, hpu = build_heads('giou_center_norm')
-    gt_bboxes, gt_labels = make_gt('mixed', seed=3)
-    outs = random_head_outputs(len(gt_bboxes), seed=4)
-    metas = img_metas(len(gt_bboxes))
-    expected = stock.loss(*outs, gt_bboxes, gt_labels, metas)
-    boxes, labels, valid = pad_gt_list(gt_bboxes, gt_labels, 32)
-    if as_lists:  # what DefaultFormatBundle + collate deliver with HPUPadGT: (B, 1, G) masks
-        boxes, labels, valid = list(boxes), list(labels), valid[:, None].to(torch.uint8)
-    actual = hpu.loss(*outs, boxes, labels, metas, gt_valid=valid)
-    assert_losses_close(expected, actual, LOSS_KEYS)
+    assert_loss_accepts_padded_gt(stock, hpu, LOSS_KEYS, as_lists)
 
 
 @pytest.mark.parametrize('padded', [False, True])
 def test_loss_and_backward_have_no_host_sync_or_dynamic_op(padded):
     _, hpu = build_heads('giou_center_norm')
-    gt_bboxes, gt_labels = make_gt('mixed', seed=12)
-    extra = {}
-    if padded:
-        gt_bboxes, gt_labels, valid = pad_gt_list(gt_bboxes, gt_labels, 32)
-        extra = dict(gt_valid=valid)
-    outs = random_head_outputs(len(gt_bboxes), seed=13)
-    run_losses(hpu, outs, gt_bboxes, gt_labels, len(outs[0][0]), **extra)  # warm the cache
-    (losses, _), counts = count_host_reads(
-        lambda: run_losses(hpu, outs, gt_bboxes, gt_labels, len(outs[0][0]), **extra))
-    assert counts == dict(scalar=0, bulk=0, dynamic=0)
-    assert total(losses) > 0
+    assert_loss_is_static(hpu, padded)
 
 
 def test_stock_loss_does_sync():
-    # The counter used above sees the stock head's host reads.
     stock, _ = build_heads()
-    gt_bboxes, gt_labels = make_gt('one', seed=1)
-    outs = random_head_outputs(2, seed=1)
-    _, counts = count_host_reads(lambda: stock.loss(*outs, gt_bboxes, gt_labels, img_metas(2)))
-    assert counts['scalar'] > 0 and counts['dynamic'] > 0
+    assert_stock_loss_syncs(stock)
 
 
 def test_loss_has_no_graph_break():
-    torch._dynamo.reset()
     _, hpu = build_heads('giou_center_norm')
-    boxes, labels, valid = pad_gt_list(*make_gt('mixed', seed=15), 32)
-    outs = random_head_outputs(4, seed=16)
-    explanation = torch._dynamo.explain(hpu.loss)(*outs, boxes, labels, img_metas(4),
-                                                  gt_valid=valid)
-    assert explanation.graph_count >= 1
-    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert_loss_has_no_graph_break(hpu)
 
 
 @pytest.mark.parametrize('option,value,match', [
@@ -184,10 +148,7 @@ def test_loss_has_no_graph_break():
     ('max_num_gt', 0, 'max_num_gt'),
 ])
 def test_refuses_options_it_cannot_make_static(option, value, match):
-    cfg = dict(copy.deepcopy(HEAD_CFG), type='HPUFCOSHead')
-    cfg[option] = value
-    with pytest.raises((TypeError, ValueError), match=match):
-        build_head(cfg)
+    assert_refuses(HEAD_CFG, 'HPUFCOSHead', option, value, match)
 
 
 def test_too_many_boxes_names_the_config_key():
@@ -241,16 +202,8 @@ def test_pre_nms_inference_has_no_graph_break():
 
 def test_normalisers_go_through_reduce_mean_as_device_tensors(monkeypatch):
     from mmdet_hpu.models.dense_heads import hpu_fcos_head
-    seen = []
-
-    def recording_reduce_mean(tensor):
-        seen.append(tensor)
-        return tensor
-
-    monkeypatch.setattr(hpu_fcos_head, 'reduce_mean', recording_reduce_mean)
     _, hpu = build_heads()
-    gt_bboxes, gt_labels = make_gt('many', seed=1)
-    hpu.loss(*random_head_outputs(2, seed=1), gt_bboxes, gt_labels, img_metas(2))
+    seen = reduce_mean_arguments(monkeypatch, hpu_fcos_head, hpu)
     assert len(seen) == 2  # num_pos and the centerness sum, as stock
     assert all(torch.is_tensor(t) and t.dim() == 0 for t in seen)
 

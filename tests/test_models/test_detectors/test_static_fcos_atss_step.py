@@ -4,7 +4,6 @@ The detector is the package's ``HPUSingleStageDetector`` (``gt_valid`` to the he
 losses kept on the device), as in ``configs/fcos`` and ``configs/atss``.
 """
 import os.path as osp
-import random
 
 import mmcv
 import mmdet
@@ -91,36 +90,6 @@ def test_training_step_equals_stock_and_never_reads_the_host(name):
     with HostReadCounter() as reads:
         stock._parse_losses(stock.forward_train(img, metas(2), box_list, label_list))
     assert reads.snapshot()['scalar'] > 0
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize('name', list(CONFIGS))
-def test_compiled_training_step_has_one_graph_per_gt_bucket(name):
-    torch._dynamo.reset()
-    _, model = build_pair(name)
-    model.train()
-    graphs = []
-
-    def counting_backend(graph_module, example_inputs):
-        graphs.append(graph_module)
-        return graph_module.forward
-
-    def step(img, img_metas, boxes, labels, valid):
-        return model._parse_losses(model.forward_train(img, img_metas, boxes, labels,
-                                                       gt_valid=valid))
-
-    compiled = torch.compile(step, dynamic=False, fullgraph=True, backend=counting_backend)
-    rng = random.Random(0)
-    buckets = set()
-    for i in range(40):
-        counts = [rng.randint(0, MAX_NUM_GT), rng.choice([0, rng.randint(0, 20)])]
-        img, (boxes, labels, valid), _ = padded_batch(counts, seed=i)
-        buckets.add(boxes.shape[1])
-        loss, _ = compiled(img, metas(2), boxes, labels, valid)  # fresh metas, as a loader
-        loss.backward()
-        assert torch.isfinite(loss)
-    assert len(buckets) >= 3
-    assert len(graphs) <= len(buckets), (len(graphs), sorted(buckets))
 
 
 @pytest.mark.parametrize('name', list(CONFIGS))

@@ -10,7 +10,7 @@ from mmdet.models import build_detector
 
 import mmdet_hpu  # noqa: F401  (registers the HPU detectors and heads)
 from mmdet_hpu.models.detectors.static_losses import StaticLossesMixin
-from mmdet_hpu.models.utils import bucket_gt_list, gt_bucket
+from mmdet_hpu.models.utils import bucket_gt_list
 from mmdet_hpu.runner.host_reads import HostReadCounter
 
 CONFIG = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'retinanet',
@@ -126,36 +126,3 @@ def test_simple_test_equals_stock():
             exp_rows = sorted(map(tuple, exp_cls.tolist()), reverse=True)
             act_rows = sorted(map(tuple, act_cls.tolist()), reverse=True)
             np.testing.assert_allclose(act_rows, exp_rows, rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.slow
-def test_compiled_training_step_compiles_one_graph_per_gt_bucket():
-    """40 batches with 0-128 boxes per image, padded to buckets: graphs <= buckets."""
-    torch._dynamo.reset()
-    _, hpu = build_pair()
-    hpu.train()
-    graphs = []
-
-    def counting_backend(gm, example_inputs):
-        graphs.append(gm)
-        return gm.forward
-
-    def step(img, img_metas, gt_bboxes, gt_labels, gt_valid):
-        losses = hpu.forward_train(img, img_metas, gt_bboxes, gt_labels, gt_valid=gt_valid)
-        return hpu._parse_losses(losses)[0]
-
-    compiled = torch.compile(step, backend=counting_backend, dynamic=False, fullgraph=True)
-    gen = torch.Generator().manual_seed(0)
-    buckets = set()
-    for i in range(40):
-        counts = torch.randint(0, 129, (2,), generator=gen).tolist()
-        if i < 5:  # make sure the small buckets and the empty image occur
-            counts = [[0, 0], [0, 5], [9, 3], [20, 1], [128, 40]][i]
-        data = batch(seed=i, counts=counts)
-        boxes, labels, valid = bucket_gt_list(data['gt_bboxes'], data['gt_labels'], 128)
-        buckets.add(gt_bucket(max(counts), 128))
-        loss = compiled(data['img'], data['img_metas'], boxes, labels, valid)
-        loss.backward()
-        assert torch.isfinite(loss)
-    assert buckets == {8, 16, 32, 64, 128}
-    assert 1 <= len(graphs) <= len(buckets), len(graphs)
