@@ -111,11 +111,16 @@ def class_group_size(num_classes: int) -> int:
 
 
 def top_or_all(values: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``values.topk(k, dim=1)``, or every column (in place order) when k >= the row length."""
+    """The k largest values along dim 1 and their indices, in no set order (every column, in
+    place, when k >= the row length; unsorted top-k's are a few times cheaper on the CPU)."""
     if k >= values.shape[1]:
         inds = torch.arange(values.shape[1], device=values.device)
         return values, inds.expand(values.shape[0], -1)
-    return values.topk(k, dim=1)
+    return values.topk(k, dim=1, sorted=False)
+
+
+# Levels with at most this many times K pairs rank all their pairs at once (fewer ops).
+DIRECT_TOPK_FACTOR = 8
 
 
 def select_level_candidates(cls_map: torch.Tensor, num_base: int, num_classes: int,
@@ -155,6 +160,13 @@ def select_level_candidates(cls_map: torch.Tensor, num_base: int, num_classes: i
     num_anchors = num_base * num_pos
     k = num_anchors * num_classes
     k = k if nms_pre <= 0 else min(nms_pre, k)
+    if num_anchors * num_classes <= DIRECT_TOPK_FACTOR * k:  # small level: rank every pair
+        pairs = maps[:, :, :num_classes].permute(0, 3, 1, 2).reshape(num_imgs, -1)
+        values, top_inds = top_or_all(pairs, k)
+        anchors = torch.div(top_inds, num_classes, rounding_mode='floor')
+        labels = top_inds - anchors * num_classes
+        scores = values.sigmoid() if use_sigmoid else values
+        return scores, anchors, labels, scores > score_thr
     group = class_group_size(num_classes)
     num_groups = num_classes // group
     # (B, P, G, H * W): the maximum of each cell, from one pass over the level.
@@ -162,7 +174,7 @@ def select_level_candidates(cls_map: torch.Tensor, num_base: int, num_classes: i
                                                 num_pos).amax(3)
     if k < num_anchors:
         best = cell_max.amax(2).transpose(1, 2).reshape(num_imgs, num_anchors)
-        _, anchor_inds = best.topk(k, dim=1)
+        _, anchor_inds = best.topk(k, dim=1, sorted=False)
     else:
         anchor_inds = torch.arange(num_anchors, device=maps.device).expand(num_imgs, -1)
     cells = anchor_rows(cell_max, anchor_inds, num_groups).reshape(num_imgs, -1)
@@ -212,21 +224,26 @@ def select_candidates(cls_scores: Sequence[torch.Tensor], bbox_preds: Sequence[t
         Candidates: see the class.
     """
     num_imgs = cls_scores[0].shape[0]
-    parts = []
-    for level, (cls_map, bbox_map) in enumerate(zip(cls_scores, bbox_preds)):
-        scores, inds, labels, valid = select_level_candidates(
+    scores, labels, valid, inds, start = [], [], [], [], 0
+    for level, cls_map in enumerate(cls_scores):
+        level_scores, level_inds, level_labels, level_valid = select_level_candidates(
             cls_map, num_base[level], num_classes, use_sigmoid, score_thr, nms_pre)
-        preds = anchor_rows(level_maps(bbox_map, num_base[level]), inds, 4)
-        priors = mlvl_priors[level].index_select(0, inds.reshape(-1))
-        factors = None
-        if score_factors is not None:
-            factors = anchor_rows(level_maps(score_factors[level], num_base[level]), inds, 1)
-            factors = factors[..., 0]
-        parts.append((scores, labels, valid, preds,
-                      priors.reshape(num_imgs, -1, priors.shape[-1]), factors))
-    columns = list(zip(*parts))
-    return Candidates(*(torch.cat(column, 1) for column in columns[:5]),
-                      None if score_factors is None else torch.cat(columns[5], 1))
+        scores.append(level_scores)
+        labels.append(level_labels)
+        valid.append(level_valid)
+        inds.append(level_inds + start)  # index among the anchors of all levels
+        start += mlvl_priors[level].shape[0]
+    inds = torch.cat(inds, 1)
+    preds = torch.cat([pred.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4)
+                       for pred in bbox_preds], 1)
+    priors = torch.cat(list(mlvl_priors)).index_select(0, inds.reshape(-1))
+    factors = None
+    if score_factors is not None:
+        factors = torch.gather(torch.cat([factor.permute(0, 2, 3, 1).reshape(num_imgs, -1)
+                                          for factor in score_factors], 1), 1, inds)
+    return Candidates(torch.cat(scores, 1), torch.cat(labels, 1), torch.cat(valid, 1),
+                      torch.gather(preds, 1, inds[..., None].expand(*inds.shape, 4)),
+                      priors.reshape(num_imgs, inds.shape[1], -1), factors)
 
 
 def level_maps(maps: torch.Tensor, num_base: int) -> torch.Tensor:
