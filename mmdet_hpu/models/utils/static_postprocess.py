@@ -2,8 +2,8 @@
 
 Stock mmdet filters candidates per image with boolean indexing and ``nonzero`` before calling
 NMS, so every tensor has a data-dependent length. Here thresholds become masks, fixed top-k's
-select ``nms_pre`` candidates per image, NMS runs per image on those K candidates (classes
-moved apart, see :func:`nms_input_per_image`) and returns a fixed-shape (B, K) keep mask
+select ``nms_pre`` candidates per image, NMS runs per image on the valid ones among those K
+(classes moved apart, see :func:`nms_input_per_image`) and returns a fixed-shape (B, K) keep mask
 (:func:`nms_keep_mask`, one custom op: a graph compiler sees static shapes end to end), and the
 result is packed back into ``max_per_img`` rows per image plus a count.
 """
