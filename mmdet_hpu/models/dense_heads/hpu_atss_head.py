@@ -321,9 +321,9 @@ class HPUATSSHead(StaticDenseInferenceMixin, ATSSHead):
         """Per-level (A_l, 4) anchors."""
         return self._anchors(featmap_sizes, device)['mlvl_anchors']
 
-    def _level_decode(self, priors: torch.Tensor, bbox_preds: torch.Tensor, level: int
-                      ) -> torch.Tensor:
-        """(B, K, 4) boxes from (B, K, 4) anchors and deltas (unclipped, as stock's decode)."""
+    def _decode_candidates(self, priors: torch.Tensor, bbox_preds: torch.Tensor
+                           ) -> torch.Tensor:
+        """(B, N, 4) boxes from (B, N, 4) anchors and deltas (unclipped, as stock's decode)."""
         coder = self.bbox_coder
         boxes = delta2bbox(priors.reshape(-1, 4), bbox_preds.reshape(-1, 4), coder.means,
                            coder.stds, None, 16 / 1000, coder.clip_border, coder.add_ctr_clamp,

@@ -252,9 +252,10 @@ class HPUFCOSHead(StaticDenseInferenceMixin, FCOSHead):
         return pred_boxes, target_boxes
 
     # --------------------------------------------------------------- inference
-    def _level_decode(self, priors: torch.Tensor, bbox_preds: torch.Tensor, level: int
-                      ) -> torch.Tensor:
-        """(B, K, 4) boxes from (B, K, 2) points and (B, K, 4) distances (unclipped)."""
+    def _decode_candidates(self, priors: torch.Tensor, bbox_preds: torch.Tensor
+                           ) -> torch.Tensor:
+        """(B, N, 4) boxes from (B, N, 2) points and (B, N, 4) distances (unclipped; the
+        distances are already scaled by the stride in eval mode, so levels decode alike)."""
         return distance2bbox(priors, bbox_preds)
 
     def _level_priors(self, featmap_sizes, device) -> List[torch.Tensor]:

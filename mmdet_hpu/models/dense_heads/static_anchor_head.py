@@ -5,7 +5,6 @@ the stock class, so ``forward``, the parameters and the config keys stay the sto
 """
 from typing import Dict, List, Sequence, Tuple
 
-import numpy as np
 import torch
 from mmdet.core import anchor_inside_flags
 from mmdet.core.bbox.coder import DeltaXYWHBBoxCoder
@@ -13,9 +12,16 @@ from mmdet.core.bbox.samplers import PseudoSampler
 
 from mmdet_hpu.errors import ConfigError
 
+from ..utils.dense_static_inference import (
+    finish_boxes,
+    image_tensors,
+    parse_test_cfg,
+    select_candidates,
+    static_detections,
+    unpad_detections,
+)
 from ..utils.gt_padding import bucket_gt_list, stack_padded_gt
 from ..utils.static_max_iou_assigner import StaticMaxIoUAssigner
-from ..utils.static_postprocess import batched_nms_fixed
 
 StaticTargets = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -207,14 +213,6 @@ class StaticAnchorHeadMixin:
         return deltas.sub_(means).div_(stds)
 
     # --------------------------------------------------------------- inference
-    def _level_scores(self, cls_score: torch.Tensor) -> torch.Tensor:
-        """(B, A_l, C) class scores of one level: sigmoid, or softmax without background."""
-        num_imgs = cls_score.shape[0]
-        logits = cls_score.permute(0, 2, 3, 1).reshape(num_imgs, -1, self.cls_out_channels)
-        if self.use_sigmoid_cls:
-            return logits.sigmoid()
-        return logits.softmax(-1)[..., :-1]
-
     def get_bboxes_pre_nms(self, cls_scores, bbox_preds, img_metas, score_thr: float,
                            nms_pre: int, rescale: bool
                            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -224,7 +222,8 @@ class StaticAnchorHeadMixin:
         top-``nms_pre`` picks them (stock ``filter_scores_and_topk``: top ``nms_pre`` of the
         passing pairs); the rest are marked invalid. The pairs are ranked among the ``nms_pre``
         anchors of highest best-class score only (the same top pairs, up to ties), and only the
-        picked anchors are decoded.
+        picked anchors are decoded (see
+        :func:`~mmdet_hpu.models.utils.dense_static_inference.select_level_candidates`).
 
         Args:
             cls_scores (list[Tensor]): per level, (B, num_anchors * cls_out_channels, h, w).
@@ -238,46 +237,20 @@ class StaticAnchorHeadMixin:
             tuple[Tensor, Tensor, Tensor, Tensor]: boxes (B, K, 4), scores (B, K), labels (B, K)
             long and valid (B, K) bool; K = sum over levels of ``min(nms_pre, A_l * C)``.
         """
-        num_imgs = cls_scores[0].shape[0]
+        device = cls_scores[0].device
         featmap_sizes = [tuple(score.shape[-2:]) for score in cls_scores]
-        mlvl_anchors = self._anchors(featmap_sizes, cls_scores[0].device)['mlvl_anchors']
-        all_boxes, all_scores, all_labels, all_valid = [], [], [], []
-        for cls_score, bbox_pred, anchors in zip(cls_scores, bbox_preds, mlvl_anchors):
-            scores = self._level_scores(cls_score)
-            num_level, num_classes = scores.shape[1:]
-            k = num_level * num_classes if nms_pre <= 0 else min(nms_pre, num_level * num_classes)
-            # The top k pairs lie among the k anchors of highest best-class score (each anchor
-            # ranked above a pair's anchor holds a pair ranked above it): pick those first.
-            num_sel = min(k, num_level)
-            _, sel = scores.amax(dim=2).topk(num_sel, dim=1)
-            sel_scores = torch.gather(scores, 1, sel[..., None].expand(-1, -1, num_classes))
-            flat = sel_scores.reshape(num_imgs, -1)
-            valid = flat > score_thr
-            # Scores lie in [0, 1]: -1 ranks every failing pair below every passing one.
-            ranked = torch.where(valid, flat, torch.full_like(flat, -1.0))
-            k = min(k, flat.shape[1])
-            _, top = ranked.topk(k, dim=1)
-            sel_inds = torch.div(top, num_classes, rounding_mode='floor')
-            anchor_inds = torch.gather(sel, 1, sel_inds)
-            all_labels.append(top - sel_inds * num_classes)
-            all_scores.append(torch.gather(flat, 1, top))
-            all_valid.append(torch.gather(valid, 1, top))
-            deltas = bbox_pred.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4)
-            all_boxes.append((torch.gather(deltas, 1, anchor_inds[..., None].expand(-1, -1, 4)),
-                              anchors.index_select(0, anchor_inds.reshape(-1))
-                              .reshape(num_imgs, k, 4)))
-        deltas = torch.cat([d for d, _ in all_boxes], dim=1)
-        anchors = torch.cat([a for _, a in all_boxes], dim=1)
-        # One decode per image (stock clips each image to its own img_shape).
-        boxes = torch.stack([
-            self.bbox_coder.decode(anchors[i], deltas[i], max_shape=meta['img_shape'])
-            for i, meta in enumerate(img_metas)
-        ])
-        if rescale:
-            factors = np.array([meta['scale_factor'] for meta in img_metas], dtype=np.float32)
-            boxes = boxes / torch.from_numpy(factors.reshape(num_imgs, 1, -1)).to(boxes.device)
-        return (boxes, torch.cat(all_scores, dim=1), torch.cat(all_labels, dim=1),
-                torch.cat(all_valid, dim=1))
+        mlvl_anchors = self._anchors(featmap_sizes, device)['mlvl_anchors']
+        num_base = self.num_base_priors
+        num_base = num_base if isinstance(num_base, list) else [num_base] * len(cls_scores)
+        found = select_candidates(cls_scores, bbox_preds, None, mlvl_anchors, num_base,
+                                  self.num_classes, self.use_sigmoid_cls, score_thr, nms_pre)
+        num_imgs, num_cands = found.scores.shape
+        # Decoded unclipped, clipped to each image below (what stock's max_shape does).
+        boxes = self.bbox_coder.decode(found.priors.reshape(-1, 4), found.preds.reshape(-1, 4))
+        img_shapes, scale_factors = image_tensors(img_metas, device, rescale)
+        boxes = finish_boxes(boxes.reshape(num_imgs, num_cands, 4), img_shapes, scale_factors,
+                             getattr(self.bbox_coder, 'clip_border', True))
+        return boxes, found.scores, found.labels, found.valid
 
     def get_bboxes_static(self, cls_scores, bbox_preds, img_metas, cfg=None, rescale=False
                           ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -289,8 +262,9 @@ class StaticAnchorHeadMixin:
         best-class score at the ``nms_pre``-th place, nor two detections at the
         ``max_per_img``-th place after NMS; NMS itself may differ only for IoUs within
         ~1e-3 of the threshold (float32 rounding of the group offsets, as in stock; see
-        :func:`~mmdet_hpu.models.utils.static_postprocess.nms_input`). With ``nms_pre <= 0``
-        every pair is a candidate (stock then drops the last one, a quirk of its slicing).
+        :func:`~mmdet_hpu.models.utils.static_postprocess.nms_input_per_image`). With
+        ``nms_pre <= 0`` every pair is a candidate (stock then drops the last one, a quirk of
+        its slicing).
 
         Args:
             cls_scores (list[Tensor]): per level, (B, num_anchors * cls_out_channels, h, w).
@@ -304,13 +278,11 @@ class StaticAnchorHeadMixin:
             tuple[Tensor, Tensor, Tensor]: dets (B, M, 5), labels (B, M) long, num_dets (B,)
             long; M = ``max_per_img``; rows from ``num_dets`` on are padding.
         """
-        cfg = self.test_cfg if cfg is None else cfg
-        iou_threshold, class_agnostic = parse_nms_cfg(cfg['nms'], type(self).__name__)
+        params = parse_test_cfg(self.test_cfg if cfg is None else cfg, type(self).__name__)
         boxes, scores, labels, valid = self.get_bboxes_pre_nms(
             [s.float() for s in cls_scores], [b.float() for b in bbox_preds], img_metas,
-            float(cfg['score_thr']), int(cfg.get('nms_pre', -1)), rescale)
-        return batched_nms_fixed(boxes, scores, labels, valid, self.num_classes, iou_threshold,
-                                 int(cfg['max_per_img']), class_agnostic=class_agnostic)
+            params.score_thr, params.nms_pre, rescale)
+        return static_detections(boxes, scores, labels, valid, self.num_classes, params)
 
     def get_bboxes(self, cls_scores, bbox_preds, score_factors=None, img_metas=None, cfg=None,
                    rescale=False, with_nms=True, **kwargs) -> List[tuple]:
@@ -324,27 +296,8 @@ class StaticAnchorHeadMixin:
         if not with_nms or score_factors is not None:
             return super().get_bboxes(cls_scores, bbox_preds, score_factors, img_metas, cfg,
                                       rescale, with_nms, **kwargs)
-        dets, labels, num_dets = self.get_bboxes_static(cls_scores, bbox_preds, img_metas,
-                                                        cfg=cfg, rescale=rescale)
-        # Removing the padding needs the counts on the host: one D2H copy, at the very end.
-        counts = num_dets.tolist()
-        return [(dets[i, :n], labels[i, :n]) for i, n in enumerate(counts)]
-
-
-def parse_nms_cfg(nms_cfg, head_name: str) -> Tuple[float, bool]:
-    """IoU threshold and class-agnosticism of an mmcv ``nms`` config dict.
-
-    Raises:
-        ConfigError: For NMS types other than ``'nms'`` (soft-NMS etc.) or no threshold.
-    """
-    nms_type = nms_cfg.get('type', 'nms')
-    if nms_type != 'nms':
-        raise ConfigError(f"{head_name} supports test_cfg.nms.type='nms' only, got "
-                          f'{nms_type!r}; use the stock head for it')
-    iou_threshold = nms_cfg.get('iou_threshold', nms_cfg.get('iou_thr'))
-    if iou_threshold is None:
-        raise ConfigError('test_cfg.nms needs iou_threshold')
-    return float(iou_threshold), bool(nms_cfg.get('class_agnostic', False))
+        return unpad_detections(*self.get_bboxes_static(cls_scores, bbox_preds, img_metas,
+                                                        cfg=cfg, rescale=rescale))
 
 
 def split_levels(tensor: torch.Tensor, num_level_anchors: List[int]) -> List[torch.Tensor]:

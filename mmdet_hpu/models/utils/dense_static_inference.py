@@ -1,96 +1,306 @@
-"""Batched fixed-shape inference for ``BaseDenseHead`` heads (FCOS, ATSS, ...).
+"""Batched fixed-shape inference shared by the dense heads (RetinaNet, SSD, FCOS, ATSS).
 
 Stock ``BaseDenseHead.get_bboxes`` loops over images and levels and filters with
 ``filter_scores_and_topk`` (boolean mask + ``nonzero``), then calls NMS once per image. Here
-each level keeps a fixed ``nms_pre`` (point, class) pairs per image with a top-k over the
-masked scores, the score threshold stays a mask, and one NMS call serves the whole batch
+each level keeps a fixed ``nms_pre`` (prior, class) pairs per image with top-k's (the score
+threshold stays a mask, see :func:`select_level_candidates`), only those candidates are
+gathered and decoded, and one NMS call serves the whole batch
 (:func:`~mmdet_hpu.models.utils.static_postprocess.batched_nms_fixed`).
+:class:`StaticDenseInferenceMixin` (FCOS, ATSS) and
+:class:`~mmdet_hpu.models.dense_heads.static_anchor_head.StaticAnchorHeadMixin` (RetinaNet,
+SSD) both run :func:`select_candidates`, :func:`finish_boxes` and :func:`static_detections`.
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from mmcv.runner import force_fp32
 
+from mmdet_hpu.errors import ConfigError
+
 from .static_postprocess import batched_nms_fixed
+
+
+class NMSParams(NamedTuple):
+    """A dense head's ``test_cfg`` as plain Python values (read outside any traced region)."""
+    score_thr: float
+    nms_pre: int
+    iou_threshold: float
+    class_agnostic: bool
+    max_per_img: int
 
 
 def parse_nms_cfg(nms_cfg, head_name: str) -> Tuple[float, bool, int]:
     """IoU threshold, class-agnosticism and ``max_num`` of an mmcv ``nms`` config.
 
     Raises:
-        NotImplementedError: For NMS types other than ``'nms'`` (soft-NMS etc.).
-        ValueError: Without an IoU threshold.
+        ConfigError: For NMS types other than ``'nms'`` (soft-NMS etc.) or no IoU threshold.
     """
     nms_type = nms_cfg.get('type', 'nms')
     if nms_type != 'nms':
-        raise NotImplementedError(f"{head_name}: test_cfg.nms.type must be 'nms' for static "
-                                  f'inference, got {nms_type!r}; use the stock head for it')
+        raise ConfigError(f"{head_name} supports test_cfg.nms.type='nms' only (static "
+                          f'inference), got {nms_type!r}; use the stock head for it')
     iou_threshold = nms_cfg.get('iou_threshold', nms_cfg.get('iou_thr'))
     if iou_threshold is None:
-        raise ValueError(f'{head_name}: test_cfg.nms needs iou_threshold')
+        raise ConfigError(f'{head_name}: test_cfg.nms needs iou_threshold')
     return (float(iou_threshold), bool(nms_cfg.get('class_agnostic', False)),
             int(nms_cfg.get('max_num', -1)))
 
 
-def select_level_candidates(scores: torch.Tensor, score_thr: float, nms_pre: int
-                            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``filter_scores_and_topk`` of a whole batch with fixed shapes.
+def parse_test_cfg(cfg, head_name: str) -> NMSParams:
+    """Read ``score_thr``, ``nms_pre`` (default -1: all pairs), ``nms`` and ``max_per_img``.
 
-    The K best (prior, class) pairs all belong to the K priors of highest best-class score (a
-    prior outside them has K priors, hence K pairs, above its best pair), so when K < A_l those
-    priors are picked first (a top-k over A_l maxima instead of A_l * C pairs) and the pairs
-    are ranked among their K * C pairs only. The result is the same set as a top-k over all
-    pairs unless best-class scores tie at the K-th prior.
+    ``max_per_img`` is combined with ``nms.max_num`` as stock applies both (the smaller wins).
+    """
+    iou_threshold, class_agnostic, max_num = parse_nms_cfg(cfg['nms'], head_name)
+    max_per_img = int(cfg.get('max_per_img', -1))
+    if max_num > 0:
+        max_per_img = max_num if max_per_img <= 0 else min(max_num, max_per_img)
+    return NMSParams(float(cfg['score_thr']), int(cfg.get('nms_pre', -1)), iou_threshold,
+                     class_agnostic, max_per_img)
+
+
+def anchor_offsets(anchor_inds: torch.Tensor, num_base: int, depth: int,
+                   num_pos: int) -> torch.Tensor:
+    """Flat offsets of channel 0 of some anchors in a contiguous (B, P, D, H * W) map.
+
+    Anchor ``a`` of a level is mmdet's row ``a`` of ``map.permute(0, 2, 3, 1).reshape(B, -1,
+    D)``: position ``a // P``, base prior ``a % P``; channel ``d`` lies ``d * H * W`` further.
 
     Args:
-        scores (Tensor): (B, A_l, C) class probabilities of one level.
+        anchor_inds (Tensor): (B, K) long anchor indices.
+        num_base (int): P, base priors per position.
+        depth (int): D, channels per base prior.
+        num_pos (int): H * W.
+
+    Returns:
+        Tensor: (B, K) long offsets within one image's P * D * H * W values.
+    """
+    if num_base == 1:
+        return anchor_inds
+    pos = torch.div(anchor_inds, num_base, rounding_mode='floor')
+    return (anchor_inds - pos * num_base) * (depth * num_pos) + pos
+
+
+def anchor_rows(maps: torch.Tensor, anchor_inds: torch.Tensor, num_cols: int) -> torch.Tensor:
+    """The first ``num_cols`` channels of some anchors, read from a (B, P, D, H * W) map.
+
+    Args:
+        maps (Tensor): (B, P, D, H * W) contiguous.
+        anchor_inds (Tensor): (B, K) long anchor indices (see :func:`anchor_offsets`).
+        num_cols (int): channels to read, <= D.
+
+    Returns:
+        Tensor: (B, K, num_cols).
+    """
+    num_imgs, num_base, depth, num_pos = maps.shape
+    if num_base == 1:  # anchor = position: one gather with a broadcast index
+        index = anchor_inds[:, None, :].expand(num_imgs, num_cols, anchor_inds.shape[1])
+        return torch.gather(maps[:, 0, :num_cols], 2, index).transpose(1, 2)
+    offsets = anchor_offsets(anchor_inds, num_base, depth, num_pos)
+    cols = torch.arange(num_cols, device=maps.device) * num_pos
+    index = (offsets[..., None] + cols).reshape(num_imgs, -1)
+    values = torch.gather(maps.reshape(num_imgs, -1), 1, index)
+    return values.reshape(num_imgs, anchor_inds.shape[1], num_cols)
+
+
+def class_group_size(num_classes: int) -> int:
+    """The divisor of C closest to sqrt(C): classes per cell in :func:`select_level_candidates`."""
+    divisors = [g for g in range(1, num_classes + 1) if num_classes % g == 0]
+    return min(divisors, key=lambda g: abs(g - num_classes ** 0.5))
+
+
+def top_or_all(values: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The k largest values along dim 1 and their indices, in no set order (every column, in
+    place, when k >= the row length; unsorted top-k's are a few times cheaper on the CPU)."""
+    if k >= values.shape[1]:
+        inds = torch.arange(values.shape[1], device=values.device)
+        return values, inds.expand(values.shape[0], -1)
+    return values.topk(k, dim=1, sorted=False)
+
+
+# Levels with at most this many times K pairs rank all their pairs at once (fewer ops).
+DIRECT_TOPK_FACTOR = 8
+
+
+def select_level_candidates(cls_map: torch.Tensor, num_base: int, num_classes: int,
+                            use_sigmoid: bool, score_thr: float, nms_pre: int
+                            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``filter_scores_and_topk`` of one level of a whole batch, with fixed shapes.
+
+    Stock keeps the ``nms_pre`` best pairs among those with ``score > score_thr``. Passing
+    pairs outrank failing ones, so these are the top-K (K = ``nms_pre``) pairs overall, with
+    the failing ones among them marked invalid. The top-K pairs lie in the K anchors of highest
+    best-class score, and within those in the K cells (anchor, group of classes) of highest
+    maximum (a cell outside them has K cells above its best pair, each holding a pair above
+    it), so three small top-k's replace one over A_l * C pairs: anchors by best score, cells
+    (classes in groups of :func:`class_group_size`) by maximum, pairs of the picked cells.
+    Sigmoid scores are ranked by their logits (sigmoid is monotonic) and only the K picked
+    ones go through the sigmoid. The result is stock's set unless pair scores tie at the K-th
+    place (a tie of anchor or cell maxima at their cut changes nothing unless it is one).
+
+    Args:
+        cls_map (Tensor): (B, P * C', H, W) class logits; C' = C (sigmoid) or C + 1 (softmax,
+            background last, dropped as stock does).
+        num_base (int): P, base priors per position.
+        num_classes (int): C.
+        use_sigmoid (bool): Sigmoid scores, else softmax.
         score_thr (float): A pair needs ``score > score_thr``.
         nms_pre (int): K pairs kept per image; <= 0 or > A_l * C keeps all of them.
 
     Returns:
-        tuple[Tensor, Tensor, Tensor, Tensor]: scores (B, K) descending, prior indices (B, K),
-        labels (B, K) and valid (B, K) bool (False where fewer than K pairs pass).
+        tuple[Tensor, Tensor, Tensor, Tensor]: scores (B, K), anchor indices (B, K), labels
+        (B, K) and valid (B, K) bool (False where fewer than K pairs pass), in no set order.
     """
-    num_imgs, num_priors, num_classes = scores.shape
-    num_pairs = num_priors * num_classes
-    k = num_pairs if nms_pre <= 0 else min(nms_pre, num_pairs)
-    prior_inds = None
-    if k < num_priors:
-        _, prior_inds = scores.amax(dim=2).topk(k, dim=1)  # (B, K)
-        scores = gather_rows(scores, prior_inds)  # (B, K, C)
-    flat = scores.reshape(num_imgs, -1)
-    valid = flat > score_thr
-    # Probabilities lie in [0, 1]: -1 ranks every filtered-out pair below every valid one.
-    masked = torch.where(valid, flat, torch.full_like(flat, -1.0))
-    _, top_inds = masked.topk(k, dim=1)
-    rows = torch.div(top_inds, num_classes, rounding_mode='floor')
-    labels = top_inds - rows * num_classes
-    if prior_inds is not None:
-        rows = torch.gather(prior_inds, 1, rows)
-    return (torch.gather(flat, 1, top_inds), rows, labels, torch.gather(valid, 1, top_inds))
+    num_imgs, channels, height, width = cls_map.shape
+    depth, num_pos = channels // num_base, height * width
+    maps = cls_map.reshape(num_imgs, num_base, depth, num_pos)
+    if not use_sigmoid:
+        maps = maps.softmax(2)
+    num_anchors = num_base * num_pos
+    k = num_anchors * num_classes
+    k = k if nms_pre <= 0 else min(nms_pre, k)
+    if num_anchors * num_classes <= DIRECT_TOPK_FACTOR * k:  # small level: rank every pair
+        pairs = maps[:, :, :num_classes].permute(0, 3, 1, 2).reshape(num_imgs, -1)
+        values, top_inds = top_or_all(pairs, k)
+        anchors = torch.div(top_inds, num_classes, rounding_mode='floor')
+        labels = top_inds - anchors * num_classes
+        scores = values.sigmoid() if use_sigmoid else values
+        return scores, anchors, labels, scores > score_thr
+    group = class_group_size(num_classes)
+    num_groups = num_classes // group
+    # (B, P, G, H * W): the maximum of each cell, from one pass over the level.
+    cell_max = maps[:, :, :num_classes].reshape(num_imgs, num_base, num_groups, group,
+                                                num_pos).amax(3)
+    if k < num_anchors:
+        best = cell_max.amax(2).transpose(1, 2).reshape(num_imgs, num_anchors)
+        _, anchor_inds = best.topk(k, dim=1, sorted=False)
+    else:
+        anchor_inds = torch.arange(num_anchors, device=maps.device).expand(num_imgs, -1)
+    cells = anchor_rows(cell_max, anchor_inds, num_groups).reshape(num_imgs, -1)
+    _, cell_inds = top_or_all(cells, k)
+    cell_rows = torch.div(cell_inds, num_groups, rounding_mode='floor')
+    cell_anchors = torch.gather(anchor_inds, 1, cell_rows)
+    classes = ((cell_inds - cell_rows * num_groups) * group)[..., None] + torch.arange(
+        group, device=maps.device)  # (B, K_c, group)
+    offsets = anchor_offsets(cell_anchors, num_base, depth, num_pos)
+    index = (offsets[..., None] + classes * num_pos).reshape(num_imgs, -1)
+    values, top_inds = top_or_all(torch.gather(maps.reshape(num_imgs, -1), 1, index), k)
+    anchors = torch.gather(cell_anchors, 1, torch.div(top_inds, group, rounding_mode='floor'))
+    labels = torch.gather(classes.reshape(num_imgs, -1), 1, top_inds)
+    scores = values.sigmoid() if use_sigmoid else values
+    return scores, anchors, labels, scores > score_thr
 
 
-def gather_rows(values: torch.Tensor, inds: torch.Tensor) -> torch.Tensor:
-    """(B, A, D) values at (B, K) indices: (B, K, D)."""
-    return torch.gather(values, 1, inds[..., None].expand(*inds.shape, values.shape[-1]))
+class Candidates(NamedTuple):
+    """Pre-NMS candidates of a batch, all levels concatenated (N = sum of the levels' K)."""
+    scores: torch.Tensor  # (B, N) class scores
+    labels: torch.Tensor  # (B, N) long
+    valid: torch.Tensor  # (B, N) bool
+    preds: torch.Tensor  # (B, N, 4) box regressions
+    priors: torch.Tensor  # (B, N, D) priors (points or anchors)
+    factors: Optional[torch.Tensor]  # (B, N) score-factor logits (centerness), or None
+
+
+def select_candidates(cls_scores: Sequence[torch.Tensor], bbox_preds: Sequence[torch.Tensor],
+                      score_factors: Optional[Sequence[torch.Tensor]],
+                      mlvl_priors: Sequence[torch.Tensor], num_base: Sequence[int],
+                      num_classes: int, use_sigmoid: bool, score_thr: float, nms_pre: int
+                      ) -> Candidates:
+    """Per-level :func:`select_level_candidates` and the picked anchors' inputs, concatenated.
+
+    Args:
+        cls_scores (Sequence[Tensor]): per level, (B, P_l * C', h, w).
+        bbox_preds (Sequence[Tensor]): per level, (B, P_l * 4, h, w).
+        score_factors (Sequence[Tensor] | None): per level, (B, P_l, h, w).
+        mlvl_priors (Sequence[Tensor]): per level, (A_l, D) priors.
+        num_base (Sequence[int]): per level, P_l.
+        num_classes (int): C.
+        use_sigmoid (bool): Sigmoid class scores, else softmax with background last.
+        score_thr (float): Class-score threshold (strict).
+        nms_pre (int): K pairs per level and image (<= 0: all).
+
+    Returns:
+        Candidates: see the class.
+    """
+    num_imgs = cls_scores[0].shape[0]
+    scores, labels, valid, inds, start = [], [], [], [], 0
+    for level, cls_map in enumerate(cls_scores):
+        level_scores, level_inds, level_labels, level_valid = select_level_candidates(
+            cls_map, num_base[level], num_classes, use_sigmoid, score_thr, nms_pre)
+        scores.append(level_scores)
+        labels.append(level_labels)
+        valid.append(level_valid)
+        inds.append(level_inds + start)  # index among the anchors of all levels
+        start += mlvl_priors[level].shape[0]
+    inds = torch.cat(inds, 1)
+    preds = torch.cat([pred.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4)
+                       for pred in bbox_preds], 1)
+    priors = torch.cat(list(mlvl_priors)).index_select(0, inds.reshape(-1))
+    factors = None
+    if score_factors is not None:
+        factors = torch.gather(torch.cat([factor.permute(0, 2, 3, 1).reshape(num_imgs, -1)
+                                          for factor in score_factors], 1), 1, inds)
+    return Candidates(torch.cat(scores, 1), torch.cat(labels, 1), torch.cat(valid, 1),
+                      torch.gather(preds, 1, inds[..., None].expand(*inds.shape, 4)),
+                      priors.reshape(num_imgs, inds.shape[1], -1), factors)
+
+
+def level_maps(maps: torch.Tensor, num_base: int) -> torch.Tensor:
+    """(B, P * D, H, W) head output as (B, P, D, H * W) (a view of a contiguous map)."""
+    num_imgs, channels, height, width = maps.shape
+    return maps.reshape(num_imgs, num_base, channels // num_base, height * width)
 
 
 def clip_boxes(boxes: torch.Tensor, img_shapes: torch.Tensor) -> torch.Tensor:
     """Clamp (B, K, 4) boxes to [0, w] x [0, h] of each image; ``img_shapes`` (B, 2) (h, w)."""
-    zero = torch.zeros_like(boxes[..., 0])
-    height = img_shapes[:, 0, None].expand_as(zero)
-    width = img_shapes[:, 1, None].expand_as(zero)
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    return torch.stack([torch.clamp(x1, zero, width), torch.clamp(y1, zero, height),
-                        torch.clamp(x2, zero, width), torch.clamp(y2, zero, height)], -1)
+    max_xy = img_shapes.flip(-1).repeat(1, 2)[:, None, :]  # (B, 1, 4): w, h, w, h
+    return torch.minimum(boxes.clamp(min=0), max_xy)
+
+
+def finish_boxes(boxes: torch.Tensor, img_shapes: torch.Tensor,
+                 scale_factors: Optional[torch.Tensor], clip: bool) -> torch.Tensor:
+    """Stock's clip to each image (when ``clip``) and ``rescale`` of (B, N, 4) decoded boxes."""
+    if clip:
+        boxes = clip_boxes(boxes, img_shapes)
+    if scale_factors is not None:
+        boxes = boxes / scale_factors
+    return boxes
+
+
+def image_tensors(img_metas, device, rescale: bool
+                  ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """(B, 2) image shapes (h, w) and (B, 1, 4) scale factors (or None) from the metas."""
+    shapes = np.array([meta['img_shape'][:2] for meta in img_metas], dtype=np.float32)
+    img_shapes = torch.from_numpy(shapes).to(device)
+    if not rescale:
+        return img_shapes, None
+    factors = np.array([np.broadcast_to(np.asarray(meta['scale_factor'], np.float32), (4, ))
+                        for meta in img_metas], dtype=np.float32)
+    return img_shapes, torch.from_numpy(factors.reshape(len(img_metas), 1, 4)).to(device)
+
+
+def static_detections(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
+                      valid: torch.Tensor, num_classes: int, params: NMSParams
+                      ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One NMS call for the batch, packed: dets (B, M, 5), labels (B, M), num_dets (B,)."""
+    return batched_nms_fixed(boxes, scores, labels, valid, num_classes, params.iou_threshold,
+                             params.max_per_img, class_agnostic=params.class_agnostic)
+
+
+def unpad_detections(dets: torch.Tensor, labels: torch.Tensor, num_dets: torch.Tensor
+                     ) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    """Stock ``get_bboxes`` list from fixed-size detections: per image (n, 5) and (n,)."""
+    # Removing the padding needs the counts on the host: one D2H copy, at the very end.
+    counts = num_dets.tolist()
+    return [(dets[i, :n], labels[i, :n]) for i, n in enumerate(counts)]
 
 
 class StaticDenseInferenceMixin:
     """Fixed-shape ``get_bboxes`` for a ``BaseDenseHead`` subclass with sigmoid scores.
 
-    The head provides ``_level_priors(featmap_sizes, device)`` (per-level (A_l, P) priors) and
-    ``_level_decode(priors (B, K, P), bbox_preds (B, K, 4), level)`` (unclipped (B, K, 4) boxes).
+    The head provides ``_level_priors(featmap_sizes, device)`` (per-level (A_l, D) priors) and
+    ``_decode_candidates(priors (B, N, D), bbox_preds (B, N, 4))`` (unclipped (B, N, 4) boxes).
 
     Detections equal stock ``get_bboxes`` (mmcv ``batched_nms`` per image) when, on every level
     of every image, the (prior, class) pairs with ``score > score_thr`` number at most
@@ -110,13 +320,7 @@ class StaticDenseInferenceMixin:
     def _image_tensors(self, img_metas, device, rescale: bool
                        ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """(B, 2) image shapes (h, w) and (B, 1, 4) scale factors (or None) from the metas."""
-        shapes = np.array([meta['img_shape'][:2] for meta in img_metas], dtype=np.float32)
-        img_shapes = torch.from_numpy(shapes).to(device)
-        if not rescale:
-            return img_shapes, None
-        factors = np.array([np.broadcast_to(np.asarray(meta['scale_factor'], np.float32), (4, ))
-                            for meta in img_metas], dtype=np.float32)
-        return img_shapes, torch.from_numpy(factors.reshape(len(img_metas), 1, 4)).to(device)
+        return image_tensors(img_metas, device, rescale)
 
     def get_bboxes_pre_nms(self, cls_scores: Sequence[torch.Tensor],
                            bbox_preds: Sequence[torch.Tensor],
@@ -141,28 +345,15 @@ class StaticDenseInferenceMixin:
         """
         featmap_sizes = [tuple(score.shape[-2:]) for score in cls_scores]
         mlvl_priors = self._level_priors(featmap_sizes, cls_scores[0].device)
-        num_imgs = cls_scores[0].shape[0]
-        outputs = []
-        for level, (cls_score, bbox_pred) in enumerate(zip(cls_scores, bbox_preds)):
-            scores = cls_score.permute(0, 2, 3, 1).reshape(num_imgs, -1, self.cls_out_channels)
-            scores, prior_inds, labels, valid = select_level_candidates(
-                scores.sigmoid(), score_thr, nms_pre)
-            preds = gather_rows(bbox_pred.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4),
-                                prior_inds)
-            priors = mlvl_priors[level].index_select(0, prior_inds.reshape(-1))
-            boxes = self._level_decode(priors.reshape(num_imgs, -1, priors.shape[-1]), preds,
-                                       level)
-            if self.bbox_coder.clip_border:
-                boxes = clip_boxes(boxes, img_shapes)
-            if scale_factors is not None:
-                boxes = boxes / scale_factors
-            if score_factors is not None:
-                factor = score_factors[level].permute(0, 2, 3, 1).reshape(num_imgs, -1)
-                scores = scores * torch.gather(factor, 1, prior_inds).sigmoid()
-            outputs.append((boxes, scores, labels, valid))
-        boxes, scores, labels, valid = zip(*outputs)
-        return (torch.cat(boxes, 1), torch.cat(scores, 1), torch.cat(labels, 1),
-                torch.cat(valid, 1))
+        found = select_candidates(cls_scores, bbox_preds, score_factors, mlvl_priors,
+                                  [self.num_base_priors] * len(cls_scores), self.num_classes,
+                                  True, score_thr, nms_pre)
+        boxes = finish_boxes(self._decode_candidates(found.priors, found.preds), img_shapes,
+                             scale_factors, self.bbox_coder.clip_border)
+        scores = found.scores
+        if found.factors is not None:
+            scores = scores * found.factors.sigmoid()
+        return boxes, scores, found.labels, found.valid
 
     @force_fp32(apply_to=('cls_scores', 'bbox_preds', 'score_factors'))
     def get_bboxes_static(self, cls_scores, bbox_preds, score_factors=None, img_metas=None,
@@ -178,17 +369,12 @@ class StaticDenseInferenceMixin:
             tuple[Tensor, Tensor, Tensor]: dets (B, M, 5) (x1, y1, x2, y2, score) best first,
             labels (B, M) long, num_dets (B,) long; rows from ``num_dets`` on are padding.
         """
-        cfg = self.test_cfg if cfg is None else cfg
-        iou_threshold, class_agnostic, max_num = parse_nms_cfg(cfg['nms'], type(self).__name__)
-        max_per_img = cfg.get('max_per_img', -1)
-        if max_num > 0:
-            max_per_img = max_num if max_per_img <= 0 else min(max_num, max_per_img)
-        img_shapes, scale_factors = self._image_tensors(img_metas, cls_scores[0].device, rescale)
+        params = parse_test_cfg(self.test_cfg if cfg is None else cfg, type(self).__name__)
+        img_shapes, scale_factors = image_tensors(img_metas, cls_scores[0].device, rescale)
         boxes, scores, labels, valid = self.get_bboxes_pre_nms(
             cls_scores, bbox_preds, score_factors, img_shapes, scale_factors,
-            cfg['score_thr'], cfg.get('nms_pre', -1))
-        return batched_nms_fixed(boxes, scores, labels, valid, self.num_classes, iou_threshold,
-                                 max_per_img, class_agnostic=class_agnostic)
+            params.score_thr, params.nms_pre)
+        return static_detections(boxes, scores, labels, valid, self.num_classes, params)
 
     def get_bboxes(self, cls_scores, bbox_preds, score_factors=None, img_metas=None, cfg=None,
                    rescale=False, with_nms=True, **kwargs) -> List[Tuple[torch.Tensor,
@@ -203,8 +389,5 @@ class StaticDenseInferenceMixin:
         if not with_nms:
             return super().get_bboxes(cls_scores, bbox_preds, score_factors, img_metas, cfg,
                                       rescale, with_nms, **kwargs)
-        dets, labels, num_dets = self.get_bboxes_static(cls_scores, bbox_preds, score_factors,
-                                                        img_metas, cfg, rescale)
-        # Removing the padding needs the counts on the host: one D2H copy, at the very end.
-        counts = num_dets.tolist()
-        return [(dets[i, :n], labels[i, :n]) for i, n in enumerate(counts)]
+        return unpad_detections(*self.get_bboxes_static(cls_scores, bbox_preds, score_factors,
+                                                        img_metas, cfg, rescale))

@@ -2,8 +2,8 @@
 
 Stock mmdet filters candidates per image with boolean indexing and ``nonzero`` before calling
 NMS, so every tensor has a data-dependent length. Here thresholds become masks, fixed top-k's
-select ``nms_pre`` candidates per image, NMS runs per image on those K candidates (classes
-moved apart, see :func:`nms_input_per_image`) and returns a fixed-shape (B, K) keep mask
+select ``nms_pre`` candidates per image, NMS runs per image on the valid ones among those K
+(classes moved apart, see :func:`nms_input_per_image`) and returns a fixed-shape (B, K) keep mask
 (:func:`nms_keep_mask`, one custom op: a graph compiler sees static shapes end to end), and the
 result is packed back into ``max_per_img`` rows per image plus a count.
 """
@@ -15,36 +15,68 @@ import torchvision
 _PARKED_SCORE = 2.0
 
 
-@torch.library.custom_op('mmdet_hpu::nms_keep_mask', mutates_args=())
-def nms_keep_mask(boxes: torch.Tensor, scores: torch.Tensor,
-                  iou_threshold: float) -> torch.Tensor:
-    """Greedy NMS of each image's candidates, as a fixed-shape keep mask.
+# Above this many valid candidates in one image, NMS runs per class group (its cost is
+# quadratic in the candidates it compares); below it, one call is cheaper than the loop.
+GROUPED_NMS_MIN = 512
 
-    One ``torchvision.ops.nms`` call per image over its K candidates, so the cost grows
-    linearly with the batch size (one call over all B * K boxes grows with its square). To a
-    graph compiler (dynamo, ``hpu_backend``) this is one op from (B, K, 4) + (B, K) to (B, K):
-    the data-dependent number of kept boxes never leaves it.
+
+@torch.library.custom_op('mmdet_hpu::nms_keep_mask', mutates_args=())
+def nms_keep_mask(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor,
+                  valid: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    """Greedy NMS of each image's valid candidates, as a fixed-shape keep mask.
+
+    The boxes come from :func:`nms_input_per_image`: groups (classes) of one image lie apart,
+    so NMS never lets one group suppress another and it can run group by group without
+    changing its result (same coordinates, same IoUs). Per image, the valid candidates are
+    taken out and NMS'd with ``torchvision.ops.nms``: in one call, or, above
+    :data:`GROUPED_NMS_MIN` candidates, one call per group (the cost of a call grows with
+    candidates x kept boxes, so splitting crowded images saves most of it). Invalid candidates
+    are never compared. To a graph compiler (dynamo, ``hpu_backend``) this is one op from
+    fixed shapes to a (B, K) mask: the data-dependent lengths never leave it.
 
     Args:
         boxes (Tensor): (B, K, 4) boxes; only boxes of the same image are compared.
         scores (Tensor): (B, K) scores.
+        groups (Tensor): (B, K) long group (class) of each candidate.
+        valid (Tensor): (B, K) bool, False for candidates to drop.
         iou_threshold (float): A box is suppressed when its IoU with a kept, higher-scoring
             box is > this.
 
     Returns:
-        Tensor: (B, K) bool, True for the boxes NMS keeps.
+        Tensor: (B, K) bool, True for the boxes NMS keeps (never an invalid one).
     """
     keep = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
-    for img_boxes, img_scores, img_keep in zip(boxes, scores, keep):
-        # Data-dependent index list, consumed here: the op's output shape is static.
-        img_keep.index_fill_(0, torchvision.ops.nms(img_boxes, img_scores, iou_threshold),
-                             True)
+    for img in range(scores.shape[0]):
+        # Data-dependent index lists, consumed here: the op's output shape is static.
+        inds = valid[img].nonzero().squeeze(1)
+        if inds.numel() == 0:
+            continue
+        if inds.numel() > GROUPED_NMS_MIN:
+            kept = _grouped_nms(boxes[img, inds], scores[img, inds], groups[img, inds],
+                                iou_threshold)
+        else:
+            kept = torchvision.ops.nms(boxes[img, inds], scores[img, inds], iou_threshold)
+        keep[img].index_fill_(0, inds[kept], True)
     return keep
 
 
+def _grouped_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor,
+                 iou_threshold: float) -> torch.Tensor:
+    """Indices kept by ``torchvision.ops.nms`` run separately on each group of (N, 4) boxes."""
+    order = torch.argsort(groups, stable=True)
+    counts = torch.bincount(groups).tolist()
+    kept, start = [], 0
+    for count in counts:
+        if count:
+            part = order[start:start + count]
+            kept.append(part[torchvision.ops.nms(boxes[part], scores[part], iou_threshold)])
+            start += count
+    return torch.cat(kept)
+
+
 @nms_keep_mask.register_fake
-def _nms_keep_mask_fake(boxes: torch.Tensor, scores: torch.Tensor,
-                        iou_threshold: float) -> torch.Tensor:
+def _nms_keep_mask_fake(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor,
+                        valid: torch.Tensor, iou_threshold: float) -> torch.Tensor:
     """Shape of :func:`nms_keep_mask` for tracing: (B, K) bool."""
     return scores.new_empty(scores.shape, dtype=torch.bool)
 
@@ -135,37 +167,32 @@ def nms_input(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
     return nms_boxes.reshape(-1, 4), nms_scores.reshape(-1)
 
 
-def nms_input_per_image(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
-                        valid: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Boxes and scores for per-image NMS calls that act per class (:func:`nms_keep_mask`).
+def nms_input_per_image(boxes: torch.Tensor, labels: torch.Tensor,
+                        valid: torch.Tensor) -> torch.Tensor:
+    """Boxes for per-image NMS that acts per class (:func:`nms_keep_mask`).
 
-    Within each image, valid boxes are shifted by ``-lo`` and then x and y by
-    ``label * span`` (``lo``, ``span``: the image's smallest coordinate and coordinate extent
-    + 1), so boxes of different classes never overlap: mmcv's ``batched_nms`` trick, with
-    coordinates below ``C * span`` as in stock. Invalid candidates are parked as in
-    :func:`nms_input` (one 1x1 box at (-2, -2, -1, -1), score 2).
+    Within each image, boxes are shifted by ``-lo`` and then x and y by ``label * span``
+    (``lo``, ``span``: the smallest coordinate and coordinate extent + 1 of the image's valid
+    boxes), so boxes of different classes never overlap: mmcv's ``batched_nms`` trick, with
+    coordinates below ``C * span`` as in stock (float32 rounding of the offsets may flip only
+    IoUs within ~1e-3 of the threshold, as in stock).
 
     Args:
         boxes (Tensor): (B, K, 4) candidate boxes.
-        scores (Tensor): (B, K) scores in [0, 1].
         labels (Tensor): (B, K) long group label (zeros: class-agnostic).
         valid (Tensor): (B, K) bool.
 
     Returns:
-        tuple[Tensor, Tensor]: boxes (B, K, 4) and scores (B, K).
+        Tensor: (B, K, 4) shifted boxes (finite, also where invalid).
     """
     inf = torch.full_like(boxes, float('inf'))
     valid_4 = valid[..., None]
     low = torch.where(valid_4, boxes, inf).amin(dim=(1, 2), keepdim=True)
     high = torch.where(valid_4, boxes, -inf).amax(dim=(1, 2), keepdim=True)
-    # An image without valid boxes: low = inf, high = -inf -> span 1, all parked anyway.
+    # An image without valid boxes: low = inf, high = -inf -> span 1 (NMS skips them anyway).
     span = (high - low).clamp(min=0) + 1
     low = torch.where(torch.isfinite(low), low, torch.zeros_like(low))
-    shifted = boxes - low + labels[..., None].to(boxes.dtype) * span
-    parked = (torch.div(torch.arange(4, device=boxes.device), 2, rounding_mode='floor') - 2)
-    nms_boxes = torch.where(valid_4, shifted, parked.to(boxes.dtype))
-    nms_scores = torch.where(valid, scores, torch.full_like(scores, _PARKED_SCORE))
-    return nms_boxes, nms_scores
+    return boxes - low + labels[..., None].to(boxes.dtype) * span
 
 
 def batched_nms_fixed(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
@@ -190,13 +217,14 @@ def batched_nms_fixed(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.T
         ``num_dets`` are padding: dets 0, labels -1.
 
     Note:
-        One :func:`nms_keep_mask` op (one ``torchvision.ops.nms`` per image, cost linear in B)
-        on the grouped boxes of :func:`nms_input_per_image`. The order of equal-score
-        detections is unspecified, as in stock.
+        One :func:`nms_keep_mask` op (``torchvision.ops.nms`` per image, or per image and
+        class in crowded images: cost linear in B) on the grouped boxes of
+        :func:`nms_input_per_image`. The order of equal-score detections is unspecified, as
+        in stock.
     """
     groups = torch.zeros_like(labels) if class_agnostic else labels
-    nms_boxes, nms_scores = nms_input_per_image(boxes, scores, groups, valid)
-    kept = nms_keep_mask(nms_boxes, nms_scores, float(iou_threshold)) & valid
+    nms_boxes = nms_input_per_image(boxes, groups, valid)
+    kept = nms_keep_mask(nms_boxes, scores, groups, valid, float(iou_threshold))
     return pack_detections(boxes, scores, labels, kept, max_per_img)
 
 

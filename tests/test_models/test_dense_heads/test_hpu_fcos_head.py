@@ -29,6 +29,7 @@ from dense_head_cases import (
 from mmdet.models.builder import build_head
 
 import mmdet_hpu  # noqa: F401  (registers HPUFCOSHead)
+from mmdet_hpu.errors import ConfigError
 from mmdet_hpu.models.dense_heads.hpu_fcos_head import level_major
 from mmdet_hpu.models.utils import pad_gt_list, static_postprocess
 
@@ -179,13 +180,22 @@ def test_pre_nms_inference_is_static_and_nms_is_called_once(monkeypatch):
     assert_pre_nms_is_static(hpu, outs, varied_metas(3), hpu.test_cfg)
     ops, calls = [], []
     real_op, real_nms = static_postprocess.nms_keep_mask, torchvision.ops.nms
-    monkeypatch.setattr(static_postprocess, 'nms_keep_mask',
-                        lambda *args: ops.append(1) or real_op(*args))
+    active = []
+
+    def counting_op(*args):
+        ops.append(1)
+        active.append(1)
+        try:
+            return real_op(*args)
+        finally:
+            active.pop()
+
+    monkeypatch.setattr(static_postprocess, 'nms_keep_mask', counting_op)
     monkeypatch.setattr(torchvision.ops, 'nms',
-                        lambda *args: calls.append(1) or real_nms(*args))
+                        lambda *args: calls.append(bool(active)) or real_nms(*args))
     dets, labels, num_dets = hpu.get_bboxes_static(*outs, img_metas=varied_metas(3))
-    # One fixed-shape NMS op for the batch; inside it one torchvision NMS per image.
-    assert len(ops) == 1 and len(calls) == 3
+    # One fixed-shape NMS op for the batch; torchvision NMS runs only inside it.
+    assert len(ops) == 1 and calls and all(calls)
     assert dets.shape == (3, 100, 5) and labels.shape == (3, 100) and num_dets.shape == (3, )
 
 
@@ -212,5 +222,5 @@ def test_refuses_soft_nms_at_build_time():
     cfg = dict(copy.deepcopy(HEAD_CFG), type='HPUFCOSHead')
     cfg['test_cfg'] = mmcv.Config(dict(cfg['test_cfg'].to_dict(),
                                        nms=dict(type='soft_nms', iou_threshold=0.5)))
-    with pytest.raises(NotImplementedError, match='test_cfg.nms.type'):
+    with pytest.raises(ConfigError, match="test_cfg.nms.type='nms' only.*soft_nms"):
         build_head(cfg)

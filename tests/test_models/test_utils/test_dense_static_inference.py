@@ -1,0 +1,106 @@
+"""Shared static candidate selection and the grouped NMS op, against brute-force references."""
+import pytest
+import torch
+import torchvision
+
+from mmdet_hpu.models.utils import dense_static_inference as dsi
+from mmdet_hpu.models.utils import static_postprocess
+
+
+def reference_candidates(cls_map, num_base, num_classes, use_sigmoid, score_thr, nms_pre):
+    """Per image, the set of (anchor, label, score) stock's filter_scores_and_topk keeps."""
+    num_imgs, channels, height, width = cls_map.shape
+    scores = cls_map.permute(0, 2, 3, 1).reshape(num_imgs, -1, channels // num_base)
+    scores = scores.sigmoid() if use_sigmoid else scores.softmax(-1)[..., :num_classes]
+    kept = []
+    for img_scores in scores:
+        flat = img_scores.reshape(-1)
+        inds = (flat > score_thr).nonzero().squeeze(1)
+        order = flat[inds].sort(descending=True).indices
+        inds = inds[order] if nms_pre <= 0 else inds[order][:nms_pre]
+        kept.append({(int(i) // num_classes, int(i) % num_classes): float(flat[i])
+                     for i in inds})
+    return kept
+
+
+@pytest.mark.parametrize('num_base,height,num_classes,use_sigmoid,nms_pre', [
+    (1, 12, 80, True, 50),  # anchor, cell and pair stages (K < A_l)
+    (1, 5, 80, True, 50),  # K >= A_l: every anchor, cell and pair stages
+    (1, 3, 80, True, 200),  # small level: every pair ranked at once
+    (3, 9, 12, True, 40),  # several base priors per position
+    (4, 7, 7, False, 60),  # softmax with background, prime C (cells of one class)
+    (1, 4, 6, True, -1),  # nms_pre <= 0: every pair
+])
+def test_select_level_candidates_equals_stock_filter(num_base, height, num_classes,
+                                                     use_sigmoid, nms_pre):
+    gen = torch.Generator().manual_seed(height * 7 + num_classes)
+    depth = num_classes if use_sigmoid else num_classes + 1
+    cls_map = torch.randn(3, num_base * depth, height, height + 1, generator=gen) * 2 - 2
+    score_thr = 0.3 if use_sigmoid else 0.1
+    scores, anchors, labels, valid = dsi.select_level_candidates(
+        cls_map, num_base, num_classes, use_sigmoid, score_thr, nms_pre)
+    expected = reference_candidates(cls_map, num_base, num_classes, use_sigmoid, score_thr,
+                                    nms_pre)
+    num_pairs = num_base * height * (height + 1) * num_classes
+    assert scores.shape[1] == (num_pairs if nms_pre <= 0 else min(nms_pre, num_pairs))
+    for img, exp in enumerate(expected):
+        assert 0 < len(exp)
+        got = {(int(a), int(c)): float(s) for a, c, s, v in
+               zip(anchors[img], labels[img], scores[img], valid[img]) if v}
+        assert got.keys() == exp.keys()
+        for key, value in exp.items():
+            assert got[key] == pytest.approx(value, abs=1e-6)
+    if nms_pre > 0:  # some images have more passing pairs than K: the cut is exercised
+        assert any(len(exp) == nms_pre for exp in expected)
+
+
+def test_class_group_size_is_the_divisor_closest_to_the_square_root():
+    assert [dsi.class_group_size(c) for c in (80, 20, 7, 1, 12)] == [8, 4, 1, 1, 3]
+
+
+def grouped_candidates(num_imgs=2, k=900, num_classes=5, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    xy = torch.rand(num_imgs, k, 2, generator=gen) * 300
+    boxes = torch.cat([xy, xy + torch.rand(num_imgs, k, 2, generator=gen) * 60 + 1], -1)
+    scores = torch.rand(num_imgs, k, generator=gen)
+    labels = torch.randint(0, num_classes, (num_imgs, k), generator=gen)
+    valid = torch.rand(num_imgs, k, generator=gen) > 0.2
+    return boxes, scores, labels, valid
+
+
+def test_grouped_nms_keeps_what_one_nms_over_the_valid_candidates_keeps(monkeypatch):
+    boxes, scores, labels, valid = grouped_candidates()
+    assert (valid.sum(1) > static_postprocess.GROUPED_NMS_MIN).all()  # the grouped path
+    nms_boxes = static_postprocess.nms_input_per_image(boxes, labels, valid)
+    kept = static_postprocess.nms_keep_mask(nms_boxes, scores, labels, valid, 0.5)
+    for img in range(2):
+        inds = valid[img].nonzero().squeeze(1)
+        expected = torch.zeros_like(valid[img])
+        expected[inds[torchvision.ops.nms(nms_boxes[img, inds], scores[img, inds], 0.5)]] = True
+        assert torch.equal(kept[img], expected)
+        # Same as NMS per (image, class) on the original boxes.
+        keep = torchvision.ops.batched_nms(boxes[img, inds], scores[img, inds],
+                                           labels[img, inds], 0.5)
+        assert set(inds[keep].tolist()) == set(kept[img].nonzero().squeeze(1).tolist())
+    assert not (kept & ~valid).any()
+    # The one-call path (below the threshold) gives the same mask.
+    monkeypatch.setattr(static_postprocess, 'GROUPED_NMS_MIN', 10 ** 9)
+    assert torch.equal(static_postprocess.nms_keep_mask(nms_boxes, scores, labels, valid, 0.5),
+                       kept)
+
+
+def test_nms_keep_mask_compiles_with_static_shapes():
+    boxes, scores, labels, valid = grouped_candidates(k=40, seed=1)
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    fn = torch.compile(static_postprocess.batched_nms_fixed, backend=backend, fullgraph=True,
+                       dynamic=False)
+    dets, det_labels, num_dets = fn(boxes, scores, labels, valid, 5, 0.5, 10)
+    assert len(graphs) == 1 and dets.shape == (2, 10, 5) and num_dets.shape == (2, )
+    expected = static_postprocess.batched_nms_fixed(boxes, scores, labels, valid, 5, 0.5, 10)
+    assert torch.equal(num_dets, expected[2]) and torch.equal(dets, expected[0])
