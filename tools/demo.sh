@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The demo: generate the embedded shapes dataset (once), train YOLOv3 on it with
+# The demo: generate the embedded shapes dataset (once), train CONFIG (YOLOv3 by default;
+# `make demo MODEL=retinanet|ssd|fcos|atss` passes the others) on it with
 # mmdet-hpu-train, evaluate the last checkpoint with mmdet-hpu-test --eval bbox,
 # and print the COCO metrics, the wall-clock time and where everything was written.
 # Device: $DEVICE (auto = hpu > cuda > cpu). $TRAIN_ARGS / $TEST_ARGS: extra flags

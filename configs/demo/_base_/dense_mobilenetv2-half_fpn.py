@@ -1,0 +1,26 @@
+# What the RetinaNet / SSD / FCOS / ATSS demo configs share (on top of the shapes data and
+# schedule). Backbone + neck: a half-width MobileNetV2 (as the YOLOv3 demo) whose
+# stride-8/16/32 outputs (16, 48, 160 channels) feed a 3-level, 48-channel FPN.
+# Shapes are 7-43 px on a 128 px canvas: strides 8, 16, 32 cover them.
+_base_ = ['./shapes_128.py']
+
+model = dict(
+    backbone=dict(
+        type='MobileNetV2',
+        widen_factor=0.5,
+        out_indices=(2, 4, 6),
+        act_cfg=dict(type='LeakyReLU', negative_slope=0.1)),
+    neck=dict(
+        type='FPN',
+        in_channels=[16, 48, 160],
+        out_channels=48,
+        num_outs=3))
+
+# MobileNetV2's last stage is not used by out_indices=(2, 4, 6): DDP must be told.
+find_unused_parameters = True
+
+# 8 epochs x 50 iterations (batch 8) instead of the YOLOv3 demo's 32: these heads' CPU steps
+# cost several times YOLOv3's, and 8 epochs keep each demo at a few minutes.
+runner = dict(max_epochs=8)
+evaluation = dict(interval=8)
+checkpoint_config = dict(interval=8)
