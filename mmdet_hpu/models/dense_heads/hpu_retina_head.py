@@ -10,7 +10,7 @@ from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss
 from mmdet_hpu.errors import ConfigError
 
 from ..utils.fused_box_loss import smooth_l1_sum
-from ..utils.fused_focal_loss import sigmoid_focal_loss_maps, sigmoid_focal_loss_sum
+from ..utils.label_focal_loss import label_focal_loss_sum
 from .static_anchor_head import StaticAnchorHeadMixin, split_levels
 
 SUPPORTED_BBOX_LOSSES = (L1Loss, SmoothL1Loss)
@@ -28,11 +28,12 @@ class HPURetinaHead(StaticAnchorHeadMixin, RetinaHead):
     equal stock's: the focal loss is that of mmdet's ``py_sigmoid_focal_loss`` (what stock runs
     on every device but CUDA). With ``reduction='mean'`` (and boxes not decoded) each level's
     losses are computed on the maps viewed channel-first (B, n, C, h * w), without permuted
-    copies, by :func:`~mmdet_hpu.models.utils.fused_focal_loss.sigmoid_focal_loss_maps` (labels
+    copies, by :func:`~mmdet_hpu.models.utils.label_focal_loss.label_focal_loss_sum` (labels
     as indices, no one-hot, analytic gradient) and
     :func:`~mmdet_hpu.models.utils.fused_box_loss.smooth_l1_sum`; otherwise the stock
-    ``loss_single`` layout with a one-hot built by comparison (``F.one_hot`` reads the labels'
-    range on the host).
+    ``loss_single`` layout (the focal loss still from the maps when its reduction is
+    ``'mean'``, else with a one-hot built by comparison: ``F.one_hot`` reads the labels' range
+    on the host).
 
     Refused at build time (``ConfigError``, naming the option and the alternative): a sampler
     other than ``PseudoSampler``, an assigner other than ``MaxIoUAssigner`` or with
@@ -68,30 +69,28 @@ class HPURetinaHead(StaticAnchorHeadMixin, RetinaHead):
         """Stock ``FocalLoss`` (non-CUDA path) without ``F.one_hot``'s host read.
 
         Args:
-            cls_score (Tensor): (N, C) logits.
-            labels (Tensor): (N,) long, C = background.
-            label_weights (Tensor): (N,).
+            cls_score (Tensor): (B, n * C, h, w) logits of one level.
+            labels (Tensor): (B, A_l) long, C = background.
+            label_weights (Tensor): (B, A_l).
             avg_factor (Tensor): 0-dim normaliser.
         """
-        classes = torch.arange(self.cls_out_channels, device=labels.device)
-        one_hot = labels[:, None] == classes
         focal = self._focal
         if focal['reduction'] == 'mean':
             # mmdet's weight_reduce_loss: sum / (avg_factor + eps).
             eps = torch.finfo(torch.float32).eps
-            total = sigmoid_focal_loss_sum(cls_score, one_hot, label_weights[:, None],
-                                           focal['gamma'], focal['alpha'])
+            total = label_focal_loss_sum(cls_score, labels, label_weights, focal['gamma'],
+                                         focal['alpha'])
             return focal['loss_weight'] * (total / (avg_factor + eps))
+        flat = cls_score.permute(0, 2, 3, 1).reshape(-1, self.cls_out_channels)
+        classes = torch.arange(self.cls_out_channels, device=labels.device)
+        one_hot = labels.reshape(-1)[:, None] == classes
         return focal['loss_weight'] * py_sigmoid_focal_loss(
-            cls_score, one_hot, label_weights, gamma=focal['gamma'], alpha=focal['alpha'],
-            reduction=focal['reduction'], avg_factor=avg_factor)
+            flat, one_hot, label_weights.reshape(-1), gamma=focal['gamma'],
+            alpha=focal['alpha'], reduction=focal['reduction'], avg_factor=avg_factor)
 
     def loss_single(self, cls_score, bbox_pred, anchors, labels, label_weights, bbox_targets,
                     bbox_weights, num_total_samples):
         """``AnchorHead.loss_single`` with the sync-free focal loss; same arguments."""
-        labels = labels.reshape(-1)
-        label_weights = label_weights.reshape(-1)
-        cls_score = cls_score.permute(0, 2, 3, 1).reshape(-1, self.cls_out_channels)
         loss_cls = self._focal_loss(cls_score, labels, label_weights, num_total_samples)
         bbox_targets = bbox_targets.reshape(-1, 4)
         bbox_weights = bbox_weights.reshape(-1, 4)
@@ -123,20 +122,14 @@ class HPURetinaHead(StaticAnchorHeadMixin, RetinaHead):
         """
         num_imgs, _, feat_h, feat_w = cls_score.shape
         cells = feat_h * feat_w
-        logits = cls_score.reshape(num_imgs, -1, self.cls_out_channels, cells)
-        num_base = logits.shape[1]
+        num_base = cls_score.shape[1] // self.cls_out_channels
 
         def channel_first(target):  # (B, A_l, ...) -> (B, n, ..., h * w)
             target = target.reshape(num_imgs, cells, num_base, -1)
             return target.permute(0, 2, 3, 1)
 
-        focal = self._focal
         eps = torch.finfo(torch.float32).eps
-        total = sigmoid_focal_loss_maps(logits, channel_first(labels),
-                                        channel_first(label_weights), focal['gamma'],
-                                        focal['alpha'])
-        # mmdet's weight_reduce_loss: sum / (avg_factor + eps).
-        loss_cls = focal['loss_weight'] * (total / (num_total_samples + eps))
+        loss_cls = self._focal_loss(cls_score, labels, label_weights, num_total_samples)
         deltas = bbox_pred.reshape(num_imgs, num_base, 4, cells)
         if self.loss_bbox.reduction == 'mean':
             box = self.loss_bbox

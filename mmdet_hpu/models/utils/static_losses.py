@@ -2,15 +2,11 @@
 
 Stock heads gather the positives (``nonzero`` + indexing) before the box losses, and mmdet's IoU
 loss modules start with ``if weight is not None and not torch.any(weight > 0)`` (a host sync).
-``FocalLoss`` builds its targets with ``F.one_hot``, which checks the label range on the host.
 The functions here call the same element-wise mmdet loss functions on all priors, with the
 positives selected by a weight, so the values equal stock's while every shape is fixed.
 """
-from typing import Optional
-
 import torch
 from mmdet.models.losses import CrossEntropyLoss, FocalLoss, GIoULoss, IoULoss
-from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss
 from mmdet.models.losses.iou_loss import giou_loss, iou_loss
 
 STATIC_IOU_LOSSES = (IoULoss, GIoULoss)
@@ -46,27 +42,6 @@ def check_static_losses(head_name: str, loss_cls, loss_bbox, loss_centerness) ->
         if loss.reduction != 'mean':
             raise ValueError(f"{head_name}: {name}.reduction must be 'mean' (stock heads pass "
                              f'avg_factor), got {loss.reduction!r}')
-
-
-def static_focal_loss(loss_module: FocalLoss, logits: torch.Tensor, labels: torch.Tensor,
-                      weight: Optional[torch.Tensor], avg_factor) -> torch.Tensor:
-    """``FocalLoss(use_sigmoid=True)`` as on the CPU path, with a one-hot built by comparison.
-
-    Args:
-        loss_module (FocalLoss): The head's classification loss (gamma, alpha, weight).
-        logits (Tensor): (N, C).
-        labels (Tensor): (N,) long in [0, C]; C is background.
-        weight (Tensor | None): (N,) per-prior weights.
-        avg_factor (Tensor | float): Normaliser.
-
-    Returns:
-        Tensor: The scalar loss, equal to ``loss_module(logits, labels, weight, avg_factor)``.
-    """
-    classes = torch.arange(logits.shape[1], device=labels.device)
-    one_hot = labels[:, None] == classes
-    return loss_module.loss_weight * py_sigmoid_focal_loss(
-        logits, one_hot, weight, gamma=loss_module.gamma, alpha=loss_module.alpha,
-        reduction=loss_module.reduction, avg_factor=avg_factor)
 
 
 def static_iou_loss(loss_module, pred_boxes: torch.Tensor, target_boxes: torch.Tensor,

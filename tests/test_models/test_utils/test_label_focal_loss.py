@@ -1,4 +1,4 @@
-"""The label focal loss on (B, P * C, h, w) logits against mmdet's py_sigmoid_focal_loss."""
+"""The label focal loss (every dense head's) against mmdet's py_sigmoid_focal_loss."""
 import pytest
 import torch
 from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss
@@ -18,7 +18,8 @@ def stock_sum(logits, labels, weights, gamma, alpha):
 
 @pytest.mark.parametrize('num_priors', [1, 3])
 @pytest.mark.parametrize('weighted', [False, True])
-@pytest.mark.parametrize('gamma,alpha', [(2.0, 0.25), (1.5, 0.5), (0.0, 0.75), (2.0, 1.0)])
+@pytest.mark.parametrize('gamma,alpha', [(2.0, 0.25), (1.5, 0.5), (0.0, 0.75), (3.0, 0.1),
+                                         (2.0, 1.0)])
 def test_equals_mmdet_value_and_gradient(num_priors, weighted, gamma, alpha):
     gen = torch.Generator().manual_seed(num_priors * 7 + int(weighted) + int(gamma * 10))
     num_imgs, num_classes, h, w = 2, 6, 5, 7
@@ -36,6 +37,25 @@ def test_equals_mmdet_value_and_gradient(num_priors, weighted, gamma, alpha):
     (expected_grad,) = torch.autograd.grad(expected * scale, logits)
     actual = label_focal_loss_sum(logits, labels, weights, gamma, alpha)
     (grad,) = torch.autograd.grad(actual * scale, logits)
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=0)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-4, atol=1e-7)
+    assert grad.is_contiguous()  # the maps' own layout: accumulating it is a plain add
+
+
+@pytest.mark.parametrize('gamma,alpha', [(2.0, 0.25), (1.5, 0.5), (0.0, 0.75), (3.0, 0.1)])
+def test_flat_logits_equal_mmdet_value_and_gradient(gamma, alpha):
+    """(N, C) logits, as RetinaNet's stock-layout fallback had them, viewed as (1, N * C, 1, 1)."""
+    gen = torch.Generator().manual_seed(int(gamma * 10 + alpha * 100))
+    logits = (torch.randn(300, 7, generator=gen) * 6).requires_grad_()
+    labels = torch.randint(0, 8, (300,), generator=gen)  # 7 = background
+    one_hot = labels[:, None] == torch.arange(7)
+    weights = torch.rand(300, generator=gen) * (torch.rand(300, generator=gen) > 0.2)
+    expected = py_sigmoid_focal_loss(logits, one_hot.long(), weights, gamma=gamma, alpha=alpha,
+                                     reduction='sum')
+    (expected_grad,) = torch.autograd.grad(expected, logits)
+    actual = label_focal_loss_sum(logits.reshape(1, -1, 1, 1), labels[None], weights[None],
+                                  gamma, alpha)
+    (grad,) = torch.autograd.grad(actual, logits)
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=0)
     torch.testing.assert_close(grad, expected_grad, rtol=1e-4, atol=1e-7)
 
@@ -61,3 +81,18 @@ def test_backward_twice_with_retained_graph_gives_the_same_gradient():
     (first,) = torch.autograd.grad(loss, logits, retain_graph=True)
     (second,) = torch.autograd.grad(loss, logits)
     assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize('gamma', [2.0, 1.5])
+def test_forward_without_grad_gives_the_same_loss(gamma):
+    gen = torch.Generator().manual_seed(5)
+    logits = (torch.randn(2, 6, 3, 4, generator=gen) * 4).requires_grad_()
+    labels = torch.randint(0, 4, (2, 24), generator=gen)
+    weights = torch.rand(2, 24, generator=gen)
+    loss = label_focal_loss_sum(logits, labels, weights, gamma, 0.25)
+    with torch.no_grad():
+        no_grad = label_focal_loss_sum(logits, labels, weights, gamma, 0.25)
+    detached = label_focal_loss_sum(logits.detach(), labels, weights, gamma, 0.25)
+    assert not no_grad.requires_grad and not detached.requires_grad
+    torch.testing.assert_close(no_grad, loss.detach(), rtol=1e-6, atol=0)
+    torch.testing.assert_close(detached, loss.detach(), rtol=1e-6, atol=0)
