@@ -2,19 +2,12 @@
 
 mmdet's ``py_sigmoid_focal_loss`` (what ``FocalLoss`` runs on every device but CUDA) needs the
 logits flattened to (N, C) (a permute copy and a ``cat`` over the levels, plus their backward),
-a one-hot (N, C) target, and ~15 elementwise ops that autograd records. With one-hot targets
-almost every element is a negative, so here the loss of every element is computed as if its
-target were 0, straight on the (B, P, C, L) view of a level's output (no copy), and the N
-positive elements are corrected afterwards (a gather over N, not N * C). For target 0 the
-element loss is ``(1 - alpha) * sigmoid(x)^gamma * softplus(x)`` (``softplus(x)`` is the BCE
-with logits), for target 1 ``alpha * sigmoid(-x)^gamma * softplus(-x)``; their derivatives are
-``(1 - alpha) * p^gamma * (gamma * (1 - p) * softplus(x) + p)`` and
-``-alpha * (1 - p)^gamma * (gamma * p * softplus(-x) + (1 - p))`` with ``p = sigmoid(x)``.
-When a gradient is wanted the forward pass computes it too (sigmoid, softplus, then five
-in-place passes and two buffers for gamma = 2); the backward pass scales a copy of it (so a
-second backward through a retained graph gives the same gradient) and writes the positives'
-gradients with one ``scatter``. Without one (``no_grad``, or logits not requiring grad) only
-the loss is computed.
+a one-hot (N, C) target, and ~15 elementwise ops that autograd records. Here a level's output
+(B, P * C, h, w) is viewed as (B, P, C, L) (no copy; its gradient comes back in that layout,
+so accumulating it is a contiguous add) and the labels stay indices. Each element's loss is
+``a_t * sigmoid(q)^gamma * softplus(q)`` with ``q = x``, ``a_t = 1 - alpha`` for target 0 and
+``q = -x``, ``a_t = alpha`` for target 1 (``softplus(q)`` is the BCE with logits term), and
+``dL/dq = a_t * sigmoid(q)^gamma * (gamma * (1 - sigmoid(q)) * softplus(q) + sigmoid(q))``.
 """
 from typing import Optional
 
@@ -23,78 +16,62 @@ import torch.nn.functional as F
 
 
 def _pow(values: torch.Tensor, gamma: float) -> torch.Tensor:
-    return values.square() if gamma == 2.0 else values.pow(gamma)
+    return torch.mul(values, values) if gamma == 2.0 else values.pow(gamma)
 
 
-def _all_negative(logits: torch.Tensor, weights: Optional[torch.Tensor], gamma: float,
-                  with_grad: bool):
-    """Sum of ``w * p^gamma * softplus(x)`` over every element, and its gradient / scale.
+def _scaled(values: torch.Tensor, weights: Optional[torch.Tensor], scale: float) -> torch.Tensor:
+    """``values *= weights * scale`` in place (``weights`` None: all ones)."""
+    return values.mul_(scale) if weights is None else values.mul_(weights * scale)
 
-    Returns:
-        tuple[Tensor, Tensor | None, float]: the 0-dim sum, ``grad / scale`` (B, P, C, L;
-        None without ``with_grad``), scale.
-    """
-    prob = logits.sigmoid()
-    weights = None if weights is None else weights[:, :, None, :]
-    if not with_grad:
-        focal = _pow(prob, gamma)
-        if weights is not None:
-            focal.mul_(weights)
-        return torch.dot(focal.reshape(-1), F.softplus(logits).reshape(-1)), None, 1.0
-    if gamma == 2.0:  # the usual case: two buffers, five passes after the two activations
-        soft_prob = F.softplus(logits).mul_(prob)  # p * s
-        prob_weight = prob if weights is None else prob * weights  # w * p
-        total = torch.dot(prob_weight.reshape(-1), soft_prob.reshape(-1))  # sum w p^2 s
-        # grad = 2 w p^2 ((1 - p) s + p / 2) = 2 * (w p) * (p s (1 - p) + p^2 / 2)
-        half = soft_prob.addcmul_(soft_prob, prob, value=-1.0).addcmul_(prob, prob, value=0.5)
-        return total, half.mul_(prob_weight), 2.0
-    soft = F.softplus(logits)
-    focal = prob.pow(gamma)
-    if weights is not None:
-        focal.mul_(weights)
-    total = torch.dot(focal.reshape(-1), soft.reshape(-1))
-    # grad = w p^gamma (gamma (1 - p) s + p)
-    soft.addcmul_(soft, prob, value=-1.0)
-    return total, prob.add_(soft, alpha=gamma).mul_(focal), 1.0
+
+def _focal_grad(prob, soft, focal, gamma: float, out: torch.Tensor) -> torch.Tensor:
+    """``focal * (gamma * (1 - prob) * soft + prob)`` written into ``out`` (may be ``soft``)."""
+    out = torch.addcmul(soft, prob, soft, value=-1.0, out=out)
+    return torch.add(prob, out, alpha=gamma, out=out).mul_(focal)
 
 
 class _LabelFocalLossSum(torch.autograd.Function):
-    """Weighted sum of the focal loss of (B, P, C, L) logits against (B, P, L) labels."""
+    """Focal-loss sum of (B, P, C, L) logits against (B, P, 1, L) labels.
+
+    Every element is first taken as a negative (target 0, ``q = x``): sigmoid, softplus and
+    ``p^gamma`` (three fresh buffers), the weights and a dot product give the loss, and when a
+    gradient is wanted it is computed right away into the softplus buffer (three more passes);
+    only that buffer is kept for the backward. The one positive element per prior (if any) is
+    gathered, recomputed with target 1 on a tensor ``C`` times smaller, and scattered over its
+    negative value, so no one-hot, ``where`` or layout copy touches the full tensor.
+    """
 
     @staticmethod
     def forward(ctx, logits, labels, weights, gamma: float, alpha: float, with_grad: bool):
         num_classes = logits.shape[2]
         positive = labels < num_classes
-        index = labels.clamp(max=num_classes - 1)[:, :, None, :]  # (B, P, 1, L)
-        # Every element as a negative: the loss and grad_scale * its gradient (no 1 - alpha).
-        negatives, grad, grad_scale = _all_negative(logits, weights, gamma, with_grad)
-        negatives = negatives * (1.0 - alpha)
-        # The positive element of each prior: replace its negative loss by the positive one.
-        pos_logits = logits.gather(2, index).squeeze(2)  # (B, P, L)
-        pos_prob = pos_logits.sigmoid()
-        pos_comp = 1.0 - pos_prob
-        pos_weight = positive.to(logits.dtype)
-        if weights is not None:
-            pos_weight = pos_weight * weights
-        as_negative = (1.0 - alpha) * _pow(pos_prob, gamma) * F.softplus(pos_logits)
-        soft_neg = F.softplus(pos_logits.neg())
-        as_positive = alpha * _pow(pos_comp, gamma) * soft_neg
-        correction = ((as_positive - as_negative) * pos_weight).sum()
-        if not with_grad:
-            return negatives + correction
-        pos_grad = -alpha * _pow(pos_comp, gamma) * (gamma * pos_prob * soft_neg + pos_comp)
-        ctx.save_for_backward(grad, index, positive, pos_grad * pos_weight)
-        ctx.grad_scale = grad_scale * (1.0 - alpha)
-        return negatives + correction
+        index = labels.clamp(max=num_classes - 1)
+        prob = logits.sigmoid()
+        soft = F.softplus(logits)
+        focal = _scaled(_pow(prob, gamma), weights, 1.0 - alpha)
+        # Positive elements leave the negative-target sum (focal weight 0) ...
+        focal.scatter_(2, index, focal.gather(2, index).masked_fill_(positive, 0.0))
+        loss = torch.dot(focal.reshape(-1), soft.reshape(-1))
+        # ... and come back with target 1 (q = -x).
+        pos_q = logits.gather(2, index).neg_()
+        pos_prob = pos_q.sigmoid()
+        pos_soft = F.softplus(pos_q)
+        pos_focal = _scaled(_pow(pos_prob, gamma), weights, alpha).masked_fill_(~positive, 0.0)
+        loss = loss + torch.dot(pos_focal.reshape(-1), pos_soft.reshape(-1))
+        if with_grad:
+            # dL/dq = focal * (gamma * (1 - prob) * soft + prob); dL/dx = -dL/dq for target 1.
+            grad = _focal_grad(prob, soft, focal, gamma, out=soft)
+            pos_grad = _focal_grad(pos_prob, pos_soft, pos_focal, gamma, out=pos_soft)
+            grad.scatter_(2, index, torch.where(positive, pos_grad.neg_(), grad.gather(2, index)))
+            # Scaled in place by the backward: a second backward through the same graph
+            # (retain_graph) fails autograd's version check instead of scaling twice.
+            ctx.save_for_backward(grad)
+        return loss
 
     @staticmethod
     def backward(ctx, grad_output):
-        grad, index, positive, pos_grad = ctx.saved_tensors
-        out = grad * (grad_output * ctx.grad_scale)
-        current = out.gather(2, index).squeeze(2)
-        value = torch.where(positive, pos_grad * grad_output, current)
-        out.scatter_(2, index, value[:, :, None, :])
-        return out, None, None, None, None, None
+        (grad,) = ctx.saved_tensors
+        return grad.mul_(grad_output), None, None, None, None, None
 
 
 def label_focal_loss_sum(logits: torch.Tensor, labels: torch.Tensor,
@@ -102,12 +79,15 @@ def label_focal_loss_sum(logits: torch.Tensor, labels: torch.Tensor,
                          ) -> torch.Tensor:
     """Sum of ``py_sigmoid_focal_loss`` over a level's logits, one-hot targets from labels.
 
+    The gradient is computed in the forward when ``logits`` requires one (and grad mode is
+    on), and the backward may run once (a second one through a retained graph raises).
+
     Args:
         logits (Tensor): (B, P * C, h, w) class logits of one level (P priors per location,
             channel ``p * C + c`` as dense heads lay them out). Logits already flattened to
             (N, C) go in as ``logits.reshape(1, -1, 1, 1)`` with labels (1, N).
-        labels (Tensor): (B, P, L) or (B, L * P) long labels in [0, C] (C: background), in the
-            order stock flattens them (location, then prior).
+        labels (Tensor): (B, h * w * P) long labels in [0, C] (C: background), in the order
+            stock flattens them (location, then prior).
         weights (Tensor | None): Per-prior weights shaped like ``labels``; None for all ones.
         gamma (float): Focusing parameter.
         alpha (float): Weight of the positive class.
@@ -117,14 +97,15 @@ def label_focal_loss_sum(logits: torch.Tensor, labels: torch.Tensor,
         gamma, alpha, reduction='sum')`` up to float summation order; gradient to ``logits``.
     """
     num_imgs, _, feat_h, feat_w = logits.shape
-    num_priors = labels.numel() // (num_imgs * feat_h * feat_w)
-    logits = logits.reshape(num_imgs, num_priors, -1, feat_h * feat_w)
+    cells = feat_h * feat_w
+    num_priors = labels.numel() // (num_imgs * cells)
+    logits = logits.reshape(num_imgs, num_priors, -1, cells)
     with_grad = torch.is_grad_enabled() and logits.requires_grad
 
-    def prior_major(values):
-        if values is None or values.dim() == 3:
-            return values
-        return values.reshape(num_imgs, -1, logits.shape[1]).transpose(1, 2)
+    def channel_first(values):  # (B, L * P) -> (B, P, 1, L)
+        if values is None:
+            return None
+        return values.reshape(num_imgs, cells, num_priors).transpose(1, 2)[:, :, None]
 
-    return _LabelFocalLossSum.apply(logits, prior_major(labels), prior_major(weights), gamma,
-                                    alpha, with_grad)
+    return _LabelFocalLossSum.apply(logits, channel_first(labels), channel_first(weights),
+                                    gamma, alpha, with_grad)
