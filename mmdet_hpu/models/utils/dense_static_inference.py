@@ -105,9 +105,17 @@ def anchor_rows(maps: torch.Tensor, anchor_inds: torch.Tensor, num_cols: int) ->
 
 
 def class_group_size(num_classes: int) -> int:
-    """The divisor of C closest to sqrt(C): classes per cell in :func:`select_level_candidates`."""
-    divisors = [g for g in range(1, num_classes + 1) if num_classes % g == 0]
-    return min(divisors, key=lambda g: abs(g - num_classes ** 0.5))
+    """The divisor of C closest to sqrt(C): classes per cell in :func:`select_level_candidates`.
+
+    A plain loop: dynamo cannot trace ``min(..., key=lambda ...)`` (a graph break in every
+    traced post-processing call, caught by ``tests/test_analysis/test_audit_static_heads.py``).
+    """
+    root = num_classes ** 0.5
+    best = 1
+    for size in range(2, num_classes + 1):
+        if num_classes % size == 0 and abs(size - root) < abs(best - root):
+            best = size
+    return best
 
 
 def top_or_all(values: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -104,3 +104,25 @@ def test_nms_keep_mask_compiles_with_static_shapes():
     assert len(graphs) == 1 and dets.shape == (2, 10, 5) and num_dets.shape == (2, )
     expected = static_postprocess.batched_nms_fixed(boxes, scores, labels, valid, 5, 0.5, 10)
     assert torch.equal(num_dets, expected[2]) and torch.equal(dets, expected[0])
+
+
+def test_select_level_candidates_of_a_large_level_compiles_in_one_graph():
+    """A level with more than DIRECT_TOPK_FACTOR x K pairs takes the three-top-k path, which
+    sizes its class groups in Python: that must not break the graph (``min(key=...)`` did)."""
+    num_base, num_classes, nms_pre = 9, 80, 50
+    gen = torch.Generator().manual_seed(0)
+    cls_map = torch.randn(2, num_base * num_classes, 8, 8, generator=gen)
+    assert num_base * num_classes * 64 > dsi.DIRECT_TOPK_FACTOR * nms_pre
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    fn = torch.compile(dsi.select_level_candidates, backend=backend, fullgraph=True, dynamic=False)
+    compiled = fn(cls_map, num_base, num_classes, True, 0.05, nms_pre)
+    eager = dsi.select_level_candidates(cls_map, num_base, num_classes, True, 0.05, nms_pre)
+    assert len(graphs) == 1
+    for got, want in zip(compiled, eager):
+        assert torch.equal(got, want)
