@@ -7,9 +7,6 @@ model = dict(
     type='HPUSingleStageDetector',
     bbox_head=dict(
         type='HPUFCOSHead',
-        num_classes=3,
-        max_num_gt=16,
-        in_channels=48,
         stacked_convs=2,
         feat_channels=48,
         # 48 channels: 16 GroupNorm groups (the stock default, 32, does not divide 48).
@@ -20,10 +17,4 @@ model = dict(
             type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
         loss_bbox=dict(type='IoULoss', loss_weight=1.0),
         loss_centerness=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)),
-    train_cfg=dict(allowed_border=-1, pos_weight=-1, debug=False),
-    test_cfg=dict(
-        nms_pre=1000,
-        min_bbox_size=0,
-        score_thr=0.05,
-        nms=dict(type='nms', iou_threshold=0.5),
-        max_per_img=100))
+    train_cfg=dict(allowed_border=-1, pos_weight=-1, debug=False))

@@ -8,8 +8,6 @@ model = dict(
     type='HPUSingleStageDetector',
     bbox_head=dict(
         type='HPUSSDHead',
-        num_classes=3,
-        max_num_gt=16,
         in_channels=(48, 48, 48),
         anchor_generator=dict(
             type='SSDAnchorGenerator',
@@ -35,9 +33,5 @@ model = dict(
         pos_weight=-1,
         neg_pos_ratio=3,
         debug=False),
-    test_cfg=dict(
-        nms_pre=1000,
-        nms=dict(type='nms', iou_threshold=0.45),
-        min_bbox_size=0,
-        score_thr=0.02,
-        max_per_img=100))
+    # SSD300's recipe: score threshold 0.02, NMS at IoU 0.45.
+    test_cfg=dict(score_thr=0.02, nms=dict(iou_threshold=0.45)))

@@ -14,7 +14,16 @@ model = dict(
         type='FPN',
         in_channels=[16, 48, 160],
         out_channels=48,
-        num_outs=3))
+        num_outs=3),
+    # What the four heads share; each demo config sets the head type, anchors / points and
+    # losses, and overrides test_cfg where its COCO recipe differs (SSD, ATSS).
+    bbox_head=dict(num_classes=3, max_num_gt=16, in_channels=48),
+    test_cfg=dict(
+        nms_pre=1000,
+        min_bbox_size=0,
+        score_thr=0.05,
+        nms=dict(type='nms', iou_threshold=0.5),
+        max_per_img=100))
 
 # MobileNetV2's last stage is not used by out_indices=(2, 4, 6): DDP must be told.
 find_unused_parameters = True

@@ -15,7 +15,7 @@ from ..utils.anchor_gather import gather_anchor_preds, gather_objectness_and_anc
 from ..utils.gt_padding import bucket_gt_list, stack_padded_gt, unpad_gt
 from ..utils.static_grid_assigner import grid_assign, level_box_iou, responsible_flags
 from ..utils.static_postprocess import batched_nms_fixed, select_topk_candidates
-from ..utils.test_params import StaticTestParams, parse_test_cfg
+from ..utils.test_params import StaticTestParams, parse_yolo_test_cfg
 
 TARGET_MODES = ('device', 'host')
 
@@ -525,7 +525,7 @@ class HPUYOLOV3Head(YOLOV3Head):
             StaticTestParams: conf_thr, score_thr, nms_pre, iou_threshold, class_agnostic,
             max_per_img.
         """
-        return parse_test_cfg(self.test_cfg if cfg is None else cfg)
+        return parse_yolo_test_cfg(self.test_cfg if cfg is None else cfg, type(self).__name__)
 
     def static_detections(self, pred_maps: Sequence[torch.Tensor],
                           scale_factors: Optional[torch.Tensor], params: StaticTestParams

@@ -15,13 +15,13 @@ from mmdet_hpu.errors import ConfigError
 from ..utils.dense_static_inference import (
     finish_boxes,
     image_tensors,
-    parse_test_cfg,
     select_candidates,
     static_detections,
     unpad_detections,
 )
 from ..utils.gt_padding import bucket_gt_list, stack_padded_gt
 from ..utils.static_max_iou_assigner import StaticMaxIoUAssigner
+from ..utils.test_params import parse_test_cfg
 
 StaticTargets = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 

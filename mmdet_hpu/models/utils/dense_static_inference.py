@@ -16,48 +16,8 @@ import numpy as np
 import torch
 from mmcv.runner import force_fp32
 
-from mmdet_hpu.errors import ConfigError
-
 from .static_postprocess import batched_nms_fixed
-
-
-class NMSParams(NamedTuple):
-    """A dense head's ``test_cfg`` as plain Python values (read outside any traced region)."""
-    score_thr: float
-    nms_pre: int
-    iou_threshold: float
-    class_agnostic: bool
-    max_per_img: int
-
-
-def parse_nms_cfg(nms_cfg, head_name: str) -> Tuple[float, bool, int]:
-    """IoU threshold, class-agnosticism and ``max_num`` of an mmcv ``nms`` config.
-
-    Raises:
-        ConfigError: For NMS types other than ``'nms'`` (soft-NMS etc.) or no IoU threshold.
-    """
-    nms_type = nms_cfg.get('type', 'nms')
-    if nms_type != 'nms':
-        raise ConfigError(f"{head_name} supports test_cfg.nms.type='nms' only (static "
-                          f'inference), got {nms_type!r}; use the stock head for it')
-    iou_threshold = nms_cfg.get('iou_threshold', nms_cfg.get('iou_thr'))
-    if iou_threshold is None:
-        raise ConfigError(f'{head_name}: test_cfg.nms needs iou_threshold')
-    return (float(iou_threshold), bool(nms_cfg.get('class_agnostic', False)),
-            int(nms_cfg.get('max_num', -1)))
-
-
-def parse_test_cfg(cfg, head_name: str) -> NMSParams:
-    """Read ``score_thr``, ``nms_pre`` (default -1: all pairs), ``nms`` and ``max_per_img``.
-
-    ``max_per_img`` is combined with ``nms.max_num`` as stock applies both (the smaller wins).
-    """
-    iou_threshold, class_agnostic, max_num = parse_nms_cfg(cfg['nms'], head_name)
-    max_per_img = int(cfg.get('max_per_img', -1))
-    if max_num > 0:
-        max_per_img = max_num if max_per_img <= 0 else min(max_num, max_per_img)
-    return NMSParams(float(cfg['score_thr']), int(cfg.get('nms_pre', -1)), iou_threshold,
-                     class_agnostic, max_per_img)
+from .test_params import NMSParams, parse_nms_cfg, parse_test_cfg
 
 
 def anchor_offsets(anchor_inds: torch.Tensor, num_base: int, depth: int,

@@ -12,9 +12,6 @@ from typing import Tuple
 import torch
 import torchvision
 
-_PARKED_SCORE = 2.0
-
-
 # Above this many valid candidates in one image, NMS runs per class group (its cost is
 # quadratic in the candidates it compares); below it, one call is cheaper than the loop.
 GROUPED_NMS_MIN = 512
@@ -120,51 +117,6 @@ def select_topk_candidates(bboxes: torch.Tensor, objectness: torch.Tensor,
     top_scores = torch.gather(scores.reshape(num_imgs, -1), 1, top_inds)
     top_valid = torch.gather(valid.reshape(num_imgs, -1), 1, top_inds)
     return boxes, top_scores, labels, top_valid
-
-
-def nms_input(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
-              valid: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Boxes and scores for one plain NMS call that acts per (image, class) group.
-
-    Valid boxes are shifted by ``-lo`` (``lo``: their smallest coordinate), then x by
-    ``label * span`` and y by ``image * span`` (``span``: their coordinate extent + 1), so boxes
-    of different groups never overlap. Offsetting in two dimensions keeps the coordinates below
-    ``max(C, B) * span``, the magnitude of stock mmcv's one-dimensional trick (``C * max_coord``
-    per image), where a batch-wide 1-D shift would reach ``B * C * span``. Float32 rounding of a
-    coordinate is then at most half an ulp of that: ~2e-3 px for 80 classes and ``span = 500``,
-    ~4e-3 px for ``span = 1000``; as in stock, only IoUs of small boxes within ~1e-3 of the
-    threshold can flip.
-
-    Every invalid candidate becomes the same 1x1 box at ``(-2, -2, -1, -1)`` (away from every
-    shifted valid box, which lies at >= 0) with score 2 (above every probability): NMS visits one
-    of them first, and it suppresses all the others at once (IoU 1 > threshold), so they cost
-    one step and never interact with valid boxes. The caller drops it with ``& valid``.
-
-    Args:
-        boxes (Tensor): (B, K, 4) candidate boxes.
-        scores (Tensor): (B, K) scores in [0, 1].
-        labels (Tensor): (B, K) long group label within an image (zeros: class-agnostic).
-        valid (Tensor): (B, K) bool.
-
-    Returns:
-        tuple[Tensor, Tensor]: boxes (B * K, 4) and scores (B * K,) for ``torchvision.ops.nms``.
-    """
-    num_imgs, k = scores.shape
-    inf = torch.full_like(boxes, float('inf'))
-    valid_4 = valid[..., None]
-    low = torch.where(valid_4, boxes, inf).amin()
-    high = torch.where(valid_4, boxes, -inf).amax()
-    # No valid box: low = inf, high = -inf -> span 1; every box is parked below anyway.
-    span = (high - low).clamp(min=0) + 1
-    img_ids = torch.arange(num_imgs, device=boxes.device)[:, None].expand(num_imgs, k)
-    offset = torch.stack([labels, img_ids], dim=-1).to(boxes.dtype) * span  # (B, K, 2)
-    shifted = boxes - low + offset.repeat(1, 1, 2)
-    # (-2, -2, -1, -1), built on the device (no host-to-device copy).
-    parked = (torch.div(torch.arange(4, device=boxes.device), 2, rounding_mode='floor') - 2)
-    parked = parked.to(boxes.dtype)
-    nms_boxes = torch.where(valid_4, shifted, parked)
-    nms_scores = torch.where(valid, scores, torch.full_like(scores, _PARKED_SCORE))
-    return nms_boxes.reshape(-1, 4), nms_scores.reshape(-1)
 
 
 def nms_input_per_image(boxes: torch.Tensor, labels: torch.Tensor,

@@ -1,12 +1,14 @@
-"""Ground-truth scenarios, head builders and checks shared by the static FCOS / ATSS head tests."""
+"""Ground-truth scenarios, head builders and checks shared by the static FCOS / ATSS head tests
+(and the NMS call counter, shared with the RetinaNet / SSD tests)."""
 import copy
 
 import numpy as np
 import pytest
 import torch
+import torchvision
 from mmdet.models.builder import build_head
 
-from mmdet_hpu.models.utils import pad_gt_list
+from mmdet_hpu.models.utils import pad_gt_list, static_postprocess
 from mmdet_hpu.runner.host_reads import HostReadCounter
 
 IMG_H, IMG_W = 96, 128
@@ -240,3 +242,27 @@ def reduce_mean_arguments(monkeypatch, head_module, hpu):
     gt_bboxes, gt_labels = make_gt('many', seed=1)
     hpu.loss(*random_head_outputs(2, seed=1), gt_bboxes, gt_labels, img_metas(2))
     return seen
+
+
+def count_nms_calls(monkeypatch):
+    """Count ``nms_keep_mask`` calls and record whether each torchvision NMS ran inside one.
+
+    Returns:
+        tuple[list, list]: one entry per NMS op call; one bool per ``torchvision.ops.nms`` call
+        (True: inside the op). Both fill as the patched functions run.
+    """
+    ops, calls, active = [], [], []
+    real_op, real_nms = static_postprocess.nms_keep_mask, torchvision.ops.nms
+
+    def counting_op(*args):
+        ops.append(1)
+        active.append(1)
+        try:
+            return real_op(*args)
+        finally:
+            active.pop()
+
+    monkeypatch.setattr(static_postprocess, 'nms_keep_mask', counting_op)
+    monkeypatch.setattr(torchvision.ops, 'nms',
+                        lambda *args: calls.append(bool(active)) or real_nms(*args))
+    return ops, calls

@@ -5,7 +5,7 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-import torchvision
+from dense_head_cases import count_nms_calls
 from mmdet.models.builder import build_head
 
 import mmdet_hpu  # noqa: F401  (registers the HPU heads)
@@ -327,22 +327,7 @@ def test_get_bboxes_static_shapes_and_single_nms(kind, monkeypatch):
     cls_scores, bbox_preds = head_outputs(kind, stock, 2, seed=13, cls_bias=-2.0)
     cls_scores = [c.detach() for c in cls_scores]
     bbox_preds = [b.detach() for b in bbox_preds]
-    from mmdet_hpu.models.utils import static_postprocess
-    ops, calls = [], []
-    real_op, real_nms = static_postprocess.nms_keep_mask, torchvision.ops.nms
-    active = []
-
-    def counting_op(*args):
-        ops.append(1)
-        active.append(1)
-        try:
-            return real_op(*args)
-        finally:
-            active.pop()
-
-    monkeypatch.setattr(static_postprocess, 'nms_keep_mask', counting_op)
-    monkeypatch.setattr(torchvision.ops, 'nms',
-                        lambda *args: calls.append(bool(active)) or real_nms(*args))
+    ops, calls = count_nms_calls(monkeypatch)
     dets, labels, num_dets = hpu.get_bboxes_static(cls_scores, bbox_preds, img_metas(2))
     # One fixed-shape NMS op for the batch; torchvision NMS runs only inside it.
     assert len(ops) == 1 and calls and all(calls)

@@ -4,7 +4,6 @@ import copy
 import mmcv
 import pytest
 import torch
-import torchvision
 from dense_head_cases import (
     NUM_CLASSES,
     SCENARIOS,
@@ -18,6 +17,7 @@ from dense_head_cases import (
     assert_refuses,
     assert_stock_loss_syncs,
     build_head_pair,
+    count_nms_calls,
     featmap_sizes,
     img_metas,
     make_gt,
@@ -31,7 +31,7 @@ from mmdet.models.builder import build_head
 import mmdet_hpu  # noqa: F401  (registers HPUFCOSHead)
 from mmdet_hpu.errors import ConfigError
 from mmdet_hpu.models.dense_heads.hpu_fcos_head import level_major
-from mmdet_hpu.models.utils import pad_gt_list, static_postprocess
+from mmdet_hpu.models.utils import pad_gt_list
 
 LOSS_KEYS = ('loss_cls', 'loss_bbox', 'loss_centerness')
 HEAD_CFG = dict(
@@ -178,21 +178,7 @@ def test_pre_nms_inference_is_static_and_nms_is_called_once(monkeypatch):
     _, hpu = build_heads()
     outs = random_head_outputs(3, seed=6)
     assert_pre_nms_is_static(hpu, outs, varied_metas(3), hpu.test_cfg)
-    ops, calls = [], []
-    real_op, real_nms = static_postprocess.nms_keep_mask, torchvision.ops.nms
-    active = []
-
-    def counting_op(*args):
-        ops.append(1)
-        active.append(1)
-        try:
-            return real_op(*args)
-        finally:
-            active.pop()
-
-    monkeypatch.setattr(static_postprocess, 'nms_keep_mask', counting_op)
-    monkeypatch.setattr(torchvision.ops, 'nms',
-                        lambda *args: calls.append(bool(active)) or real_nms(*args))
+    ops, calls = count_nms_calls(monkeypatch)
     dets, labels, num_dets = hpu.get_bboxes_static(*outs, img_metas=varied_metas(3))
     # One fixed-shape NMS op for the batch; torchvision NMS runs only inside it.
     assert len(ops) == 1 and calls and all(calls)

@@ -18,7 +18,6 @@ from mmdet_hpu.models.utils import (
     pad_gt_list,
     stack_padded_gt,
 )
-from mmdet_hpu.models.utils.static_postprocess import nms_input
 
 IMG_H, IMG_W = 64, 96
 NUM_CLASSES = 4
@@ -365,6 +364,23 @@ def test_get_bboxes_equal_stock(obj_mean, max_per_img, rescale):
         assert min(counts) == max_per_img
 
 
+@pytest.mark.parametrize('max_num,max_per_img', [(7, 100), (20, 9), (5, -1)])
+def test_get_bboxes_nms_max_num_caps_like_stock(max_num, max_per_img):
+    """``nms.max_num`` and ``max_per_img`` both cap the detections; the smaller wins."""
+    stock, hpu = build_heads()
+    cfg = make_test_cfg()
+    cfg.max_per_img = max_per_img
+    cfg.nms = dict(type='nms', iou_threshold=0.45, max_num=max_num)
+    cfg.nms_pre = 3 * 126 * NUM_CLASSES
+    metas = img_metas(2)
+    pred_maps = random_pred_maps(2, seed=8, obj_mean=3.0)
+    expected = stock.get_bboxes([p.clone() for p in pred_maps], metas, cfg)
+    actual = hpu.get_bboxes([p.clone() for p in pred_maps], metas, cfg)
+    assert_detections_equal(expected, actual)
+    cap = max_num if max_per_img <= 0 else min(max_num, max_per_img)
+    assert [len(labels) for _, labels in actual] == [cap, cap]
+
+
 def test_get_bboxes_default_nms_pre_and_with_nms_false():
     stock, hpu = build_heads()
     metas = img_metas(2)
@@ -491,26 +507,9 @@ def test_per_image_nms_with_parked_invalid_candidates_equals_per_group_nms(scale
         assert (det_labels[img, n:] == -1).all()
 
 
-def test_nms_input_parks_invalid_candidates_and_separates_groups():
-    boxes, scores, labels, valid = candidates(num_imgs=2, k=20, seed=2)
-    nms_boxes, nms_scores = nms_input(boxes, scores, labels, valid)
-    nms_boxes, nms_scores = nms_boxes.reshape(2, 20, 4), nms_scores.reshape(2, 20)
-    parked = torch.tensor([-2.0, -2.0, -1.0, -1.0])
-    assert (nms_boxes[~valid] == parked).all() and (nms_scores[~valid] == 2).all()
-    assert (nms_boxes[valid] >= 0).all() and torch.equal(nms_scores[valid], scores[valid])
-    # Same shape as the original boxes (a pure shift) and disjoint (image, class) groups.
-    torch.testing.assert_close((nms_boxes - boxes)[valid][:, :2], (nms_boxes - boxes)[valid][:, 2:])
-    groups = (torch.arange(2)[:, None] * 3 + labels)[valid]
-    valid_boxes = nms_boxes[valid]
-    iou = torchvision.ops.box_iou(valid_boxes, valid_boxes)
-    assert (iou[groups[:, None] != groups[None, :]] == 0).all()
-
-
 def test_nms_with_no_valid_candidate_keeps_nothing():
     boxes, scores, labels, _ = candidates(num_imgs=2, k=10, seed=3)
     valid = torch.zeros(2, 10, dtype=torch.bool)
-    nms_boxes, _ = nms_input(boxes, scores, labels, valid)
-    assert torch.isfinite(nms_boxes).all()
     dets, det_labels, num_dets = batched_nms_fixed(boxes, scores, labels, valid, 3, 0.5, 5)
     assert num_dets.tolist() == [0, 0] and (dets == 0).all() and (det_labels == -1).all()
 
