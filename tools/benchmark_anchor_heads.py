@@ -20,7 +20,7 @@ import torch
 from mmdet.models.builder import build_head
 
 import mmdet_hpu  # noqa: F401  (registers the HPU heads)
-from mmdet_hpu.analysis.benchmark import time_ms
+from mmdet_hpu.analysis.benchmark import time_pair_ms
 
 STOCK = {'HPURetinaHead': 'RetinaHead', 'HPUSSDHead': 'SSDHead'}
 
@@ -107,8 +107,9 @@ def main(argv=None):
           f'{args.batch_size}, {args.img_size} px, {args.num_gt} boxes/image, '
           f'{torch.get_num_threads()} threads, median of {args.reps}')
     rows = []
-    stock_t = time_ms(loss_fn(stock, outputs, boxes, labels, metas), dev, args.reps, args.warmup)
-    hpu_t = time_ms(loss_fn(hpu, outputs, boxes, labels, metas), dev, args.reps, args.warmup)
+    stock_t, hpu_t = time_pair_ms(loss_fn(stock, outputs, boxes, labels, metas),
+                                  loss_fn(hpu, outputs, boxes, labels, metas), dev, args.reps,
+                                  args.warmup)
     rows.append(('targets + loss + backward', stock_t, hpu_t))
     for name, bias in (('post-processing, sparse scores', -7.0),
                        ('post-processing, dense scores', -1.0)):
@@ -116,10 +117,9 @@ def main(argv=None):
         cls_scores = [c.detach() for c in cls_scores]
         bbox_preds = [b.detach() for b in bbox_preds]
         with torch.no_grad():
-            stock_t = time_ms(bboxes_fn(stock, cls_scores, bbox_preds, metas), dev, args.reps,
-                              args.warmup)
-            hpu_t = time_ms(bboxes_fn(hpu, cls_scores, bbox_preds, metas), dev, args.reps,
-                            args.warmup)
+            stock_t, hpu_t = time_pair_ms(bboxes_fn(stock, cls_scores, bbox_preds, metas),
+                                          bboxes_fn(hpu, cls_scores, bbox_preds, metas), dev,
+                                          args.reps, args.warmup)
         rows.append((name, stock_t, hpu_t))
     print(f'{"case":34s} {"stock ms":>10s} {"hpu ms":>10s} {"speed-up":>9s}')
     for name, stock_t, hpu_t in rows:

@@ -7,9 +7,16 @@ stock parent is built from the same head dict with the stock type and the same w
 
 * ``targets+loss+backward``: ``loss`` (targets included) + backward to the head outputs, for a
   batch with COCO-like box counts (the HPU side gets them padded as ``HPUPadGT`` does);
-* ``post-processing``: ``get_bboxes(rescale=True)`` of a batch of head outputs like a freshly
-  initialised head's (class logits ~ logit(0.01) + N(0, 0.3)) and of "crowded" ones
-  (class logits ~ N(logit(0.01), 1): thousands of pairs pass ``score_thr``).
+* ``post-processing``: ``get_bboxes(rescale=True)`` of a batch of head outputs like
+
+  - a freshly initialised head's (``fresh``): class logits ~ logit(0.01) + N(0, 0.3), so no
+    pair passes ``score_thr`` and stock's filter leaves it nothing to decode or suppress;
+  - a trained head's (``sparse``): as fresh, plus a few dozen confident points per image
+    (one class logit raised to ~ N(2, 1));
+  - ``crowded`` ones: class logits ~ N(logit(0.01), 1), thousands of pairs pass ``score_thr``.
+
+Stock and HPU runs alternate (:func:`~mmdet_hpu.analysis.benchmark.time_pair_ms`), so both
+see the same machine load.
 
 Example::
 
@@ -19,7 +26,6 @@ import argparse
 import math
 import os.path as osp
 import statistics
-import time
 
 import mmcv
 import numpy as np
@@ -27,6 +33,7 @@ import torch
 from mmdet.models.builder import build_head
 
 import mmdet_hpu  # noqa: F401  (registers the HPU heads)
+from mmdet_hpu.analysis.benchmark import time_pair_ms
 from mmdet_hpu.models.utils import gt_bucket, pad_gt_list
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -52,8 +59,12 @@ def build_pair(name):
     return stock, hpu
 
 
-def head_outputs(head, batch_size, size, crowded, seed=0):
-    """Per-level (cls_scores, bbox_preds, centernesses) with controlled statistics."""
+CONFIDENT_POINTS = 40  # per image and level in the ``sparse`` case
+
+
+def head_outputs(head, batch_size, size, kind, seed=0):
+    """Per-level (cls_scores, bbox_preds, centernesses) with the statistics of ``kind``
+    (``fresh``, ``sparse`` or ``crowded``, see the module docstring)."""
     gen = torch.Generator().manual_seed(seed)
     strides = [s[0] for s in head.prior_generator.strides]
     num_priors = head.num_base_priors
@@ -62,7 +73,12 @@ def head_outputs(head, batch_size, size, crowded, seed=0):
     for stride in strides:
         h, w = math.ceil(size / stride), math.ceil(size / stride)
         cls = torch.randn(batch_size, num_priors * head.cls_out_channels, h, w, generator=gen)
-        outs[0].append(cls * (1.0 if crowded else 0.3) + prior)
+        cls = cls * (1.0 if kind == 'crowded' else 0.3) + prior
+        if kind == 'sparse':
+            flat = cls.view(batch_size, -1)
+            picks = torch.randint(0, flat.shape[1], (batch_size, CONFIDENT_POINTS), generator=gen)
+            flat.scatter_(1, picks, torch.randn(picks.shape, generator=gen) + 2.0)
+        outs[0].append(cls)
         bbox = torch.randn(batch_size, num_priors * 4, h, w, generator=gen) * 0.3
         # FCOS outputs distances (after exp / clamp), ATSS deltas.
         outs[1].append(bbox.exp() * 2.0 if hasattr(head, 'norm_on_bbox') else bbox)
@@ -86,17 +102,6 @@ def metas(batch_size, size):
     shape = (size, size, 3)
     return [dict(img_shape=shape, pad_shape=shape, ori_shape=shape, batch_input_shape=shape[:2],
                  scale_factor=np.ones(4, dtype=np.float32)) for _ in range(batch_size)]
-
-
-def median_ms(fn, reps, warmup):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def train_fn(head, outs, gt_args, img_metas, extra):
@@ -128,23 +133,24 @@ def main():
     for name in args.heads:
         stock, hpu = build_pair(name)
         img_metas = metas(args.batch_size, args.img_size)
-        outs = head_outputs(hpu, args.batch_size, args.img_size, crowded=False)
+        outs = head_outputs(hpu, args.batch_size, args.img_size, 'fresh')
         boxes, labels = ground_truth(args.batch_size, args.img_size, hpu.num_classes)
         padded = pad_gt_list(boxes, labels, hpu.max_num_gt,
                              num_rows=gt_bucket(max(map(len, boxes)), hpu.max_num_gt))
         cases = [('targets+loss+backward',
                   train_fn(stock, outs, (boxes, labels), img_metas, {}),
                   train_fn(hpu, outs, padded[:2], img_metas, dict(gt_valid=padded[2])))]
-        for kind in ('fresh', 'crowded'):
-            post = head_outputs(hpu, args.batch_size, args.img_size, crowded=kind == 'crowded')
+        for kind in ('fresh', 'sparse', 'crowded'):
+            post = head_outputs(hpu, args.batch_size, args.img_size, kind)
             stock.eval(), hpu.eval()
             cases.append((f'post-processing {kind}', post_fn(stock, post, img_metas),
                           post_fn(hpu, post, img_metas)))
         for case, stock_fn, hpu_fn in cases:
             grad = torch.enable_grad() if case.startswith('targets') else torch.no_grad()
             with grad:
-                stock_ms = median_ms(stock_fn, args.reps, args.warmup)
-                hpu_ms = median_ms(hpu_fn, args.reps, args.warmup)
+                stock_t, hpu_t = time_pair_ms(stock_fn, hpu_fn, torch.device('cpu'), args.reps,
+                                              args.warmup)
+            stock_ms, hpu_ms = statistics.median(stock_t), statistics.median(hpu_t)
             print(f'{name:6} {case:24} {stock_ms:10.1f} {hpu_ms:10.1f} '
                   f'{stock_ms / hpu_ms:8.2f}x')
 

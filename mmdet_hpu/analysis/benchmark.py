@@ -21,7 +21,7 @@ Whole model: training step (``train_step`` + the optimizer hook's backward, clip
 """
 import math
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import mmcv
 import numpy as np
@@ -129,6 +129,30 @@ def time_ms(fn: Callable[[], object], dev: torch.device, reps: int, warmup: int)
         _sync(dev)
         times.append((time.perf_counter() - start) * 1e3)
     return times
+
+
+def time_pair_ms(fn_a: Callable[[], object], fn_b: Callable[[], object], dev: torch.device,
+                 reps: int, warmup: int) -> Tuple[List[float], List[float]]:
+    """Wall-clock times of two functions in ms, run alternately (a, b, a, b, ...).
+
+    Alternating exposes both to the same machine load, so their ratio stays steady on a busy
+    machine where timing all runs of one and then all of the other does not.
+
+    Returns:
+        tuple[list[float], list[float]]: ``reps`` times of ``fn_a`` and of ``fn_b``.
+    """
+    for _ in range(warmup):
+        fn_a()
+        fn_b()
+    _sync(dev)
+    times_a, times_b = [], []
+    for _ in range(reps):
+        for fn, times in ((fn_a, times_a), (fn_b, times_b)):
+            start = time.perf_counter()
+            fn()
+            _sync(dev)
+            times.append((time.perf_counter() - start) * 1e3)
+    return times_a, times_b
 
 
 def _median(times: Sequence[float]) -> float:

@@ -63,3 +63,28 @@ def test_tools_benchmark_help(tmp_path):
                          env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert out.returncode == 0, out.stderr
     assert '--device' in out.stdout and '--no-model' in out.stdout
+
+
+def test_time_pair_ms_alternates_the_two_functions():
+    order = []
+    times_a, times_b = benchmark.time_pair_ms(lambda: order.append('a'), lambda: order.append('b'),
+                                              torch.device('cpu'), reps=3, warmup=1)
+    assert order == ['a', 'b'] * 4
+    assert len(times_a) == len(times_b) == 3 and min(times_a + times_b) >= 0
+
+
+def test_dense_head_benchmark_cases_have_the_stated_statistics():
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    try:
+        import benchmark_dense_heads as bench
+    finally:
+        sys.path.pop(0)
+    _, hpu = bench.build_pair('fcos')
+    passing = {}
+    for kind in ('fresh', 'sparse', 'crowded'):
+        cls_scores = bench.head_outputs(hpu, 2, 128, kind)[0]
+        passing[kind] = sum(int((c.sigmoid() > hpu.test_cfg.score_thr).sum()) for c in cls_scores)
+    num_levels = len(hpu.prior_generator.strides)
+    assert passing['fresh'] == 0
+    assert 0 < passing['sparse'] <= 2 * num_levels * bench.CONFIDENT_POINTS
+    assert passing['crowded'] > 2 * passing['sparse']
