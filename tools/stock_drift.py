@@ -1,25 +1,30 @@
 #!/usr/bin/env python
-"""Train a config's HPU detector and its stock counterpart side by side; print the loss drift.
+"""A config's HPU detector vs its stock counterpart on real batches: agreement and drift.
 
-    python tools/stock_drift.py configs/demo/fcos_mobilenetv2-half_128_shapes.py --steps 30
+    python tools/stock_drift.py configs/demo/fcos_mobilenetv2-half_128_shapes.py --steps 12
+    python tools/stock_drift.py CONFIG --checkpoint work_dirs/.../latest.pth --batches 10 --steps 0
 
-Prints, per step, the two losses and their relative difference for HPU vs stock, and for the
-reference: stock vs stock with every weight perturbed by 1e-7 relative (float32 rounding).
-See ``mmdet_hpu/analysis/stock_drift.py``.
+First, with the same weights (``--checkpoint``, else a fresh init) on ``--batches`` batches: the
+worst relative difference of any loss term and of the whole gradient. Then, trained side by
+side for ``--steps`` steps: per step, the two losses and their relative difference, for HPU vs
+stock and for the reference, stock vs stock with every weight perturbed by 1e-7 relative
+(float32 rounding). See ``mmdet_hpu/analysis/stock_drift.py``.
 """
 import argparse
 
 import mmcv
 
 import mmdet_hpu  # noqa: F401  (registers the HPU types)
-from mmdet_hpu.analysis.stock_drift import loss_drift
+from mmdet_hpu.analysis.stock_drift import loss_drift, same_weights_agreement
 from mmdet_hpu.cli.overrides import merge_cfg_options
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('config')
-    parser.add_argument('--steps', type=int, default=30)
+    parser.add_argument('--checkpoint', help='weights of the agreement check (default: init)')
+    parser.add_argument('--batches', type=int, default=3, help='batches of the agreement check')
+    parser.add_argument('--steps', type=int, default=12, help='side-by-side training steps')
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--perturb', type=float, default=1e-7,
                         help='relative weight perturbation of the reference run (0: skip it)')
@@ -31,6 +36,14 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cfg = merge_cfg_options(mmcv.Config.fromfile(args.config), args.cfg_options)
+    if args.batches > 0:
+        agreement = same_weights_agreement(cfg, args.batches, args.checkpoint, args.batch_size)
+        worst_term = max(max(a.loss_terms.values()) for a in agreement)
+        worst_grad = max(a.gradient for a in agreement)
+        print(f'same weights, {args.batches} batches: worst loss-term difference '
+              f'{worst_term:.1e}, worst gradient difference {worst_grad:.1e} (relative)')
+    if args.steps <= 0:
+        return
     runs = [('HPU vs stock', loss_drift(cfg, args.steps, batch_size=args.batch_size))]
     if args.perturb > 0:
         runs.append((f'stock vs stock * (1 + {args.perturb:g} N(0,1))',

@@ -1,4 +1,10 @@
-"""How fast an HPU detector and its stock counterpart drift apart when trained side by side.
+"""HPU detector vs its stock counterpart on real batches: same-weights agreement and drift.
+
+:func:`same_weights_agreement`: both detectors with the same weights (a checkpoint, e.g. a
+trained one, or a fresh init) on the same batches: the relative difference of every loss term
+and of the whole gradient. This is the property a training run depends on.
+
+:func:`loss_drift`: how fast the two drift apart when trained side by side.
 
 Both start from the same weights and take the same real batches (each sample built with the
 same NumPy seed on both sides, so random augmentation agrees) and the same optimizer steps;
@@ -9,13 +15,13 @@ rounding): if the HPU run drifts no faster than that, the differences of two ful
 (e.g. their final mAP) are run-to-run noise of the training itself, not a difference of the
 heads.
 """
-from typing import Dict, List, NamedTuple
+from typing import Dict, List, NamedTuple, Optional
 
 import mmcv
 import numpy as np
 import torch
 from mmcv.parallel import collate
-from mmcv.runner import build_optimizer
+from mmcv.runner import build_optimizer, load_checkpoint
 from mmdet.datasets import build_dataset
 from mmdet.models import build_detector
 
@@ -104,4 +110,58 @@ def loss_drift(cfg: mmcv.Config, steps: int, perturb: float = 0.0, batch_size: i
         # Host reads on purpose: this is a CPU diagnostic, not a training loop.
         loss_a, loss_b = float(out_a['loss'].detach()), float(out_b['loss'].detach())
         results.append(DriftStep(step, loss_a, loss_b, abs(loss_a - loss_b) / abs(loss_b)))
+    return results
+
+
+class Agreement(NamedTuple):
+    """HPU vs stock on one batch with the same weights."""
+    batch: int
+    losses: Dict[str, float]  # the stock detector's logged loss terms
+    loss_terms: Dict[str, float]  # relative difference of each logged loss term
+    gradient: float  # ||g_hpu - g_stock|| / ||g_stock|| over all parameters
+
+
+def _flat_grad(model) -> torch.Tensor:
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+
+def same_weights_agreement(cfg: mmcv.Config, batches: int, checkpoint: Optional[str] = None,
+                           batch_size: int = 8, seed: int = 0) -> List[Agreement]:
+    """Losses and gradients of the HPU and stock detectors with the same weights.
+
+    Args:
+        cfg (mmcv.Config): A config with HPU model types (and maybe ``HPUPadGT``).
+        batches (int): Training batches compared (no optimizer step in between).
+        checkpoint (str | None): Weights for both; None: a fresh init under ``seed``.
+        batch_size (int): Images per batch.
+        seed (int): Seed of the fresh init.
+
+    Returns:
+        list[Agreement]: One entry per batch.
+    """
+    stock_cfg, _ = stock_config(cfg)
+    torch.manual_seed(seed)
+    hpu = build_detector(cfg.model)
+    hpu.init_weights()
+    stock = build_detector(stock_cfg.model)
+    if checkpoint is not None:
+        load_checkpoint(hpu, checkpoint, map_location='cpu', strict=True)
+    stock.load_state_dict(hpu.state_dict(), strict=True)
+    hpu.train()
+    stock.train()
+    datasets = build_dataset(cfg.data.train), build_dataset(stock_cfg.data.train)
+    wrapped = HPUDataParallel(hpu, device='cpu')
+    results = []
+    for index in range(batches):
+        hpu.zero_grad()
+        stock.zero_grad()
+        out_hpu = wrapped.train_step(_batch(datasets[0], index, batch_size), None)
+        out_stock = stock.train_step(_unwrapped(_batch(datasets[1], index, batch_size)), None)
+        out_hpu['loss'].backward()
+        out_stock['loss'].backward()
+        terms = {key: abs(float(out_hpu['log_vars'][key]) - value) / max(abs(value), 1e-12)
+                 for key, value in out_stock['log_vars'].items()}
+        grad_hpu, grad_stock = _flat_grad(hpu), _flat_grad(stock)
+        gradient = float((grad_hpu - grad_stock).norm() / grad_stock.norm())
+        results.append(Agreement(index, dict(out_stock['log_vars']), terms, gradient))
     return results
