@@ -107,6 +107,14 @@ def _sync(dev: torch.device) -> None:
     hpu_device.synchronize(dev)
 
 
+def _run_ms(fn: Callable[[], object], dev: torch.device) -> float:
+    """Wall-clock time of one run of ``fn`` in ms, device synchronised at the end."""
+    start = time.perf_counter()
+    fn()
+    _sync(dev)
+    return (time.perf_counter() - start) * 1e3
+
+
 def time_ms(fn: Callable[[], object], dev: torch.device, reps: int, warmup: int) -> List[float]:
     """Wall-clock times of ``fn`` in ms (device synchronised after each run).
 
@@ -122,13 +130,7 @@ def time_ms(fn: Callable[[], object], dev: torch.device, reps: int, warmup: int)
     for _ in range(warmup):
         fn()
     _sync(dev)
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        _sync(dev)
-        times.append((time.perf_counter() - start) * 1e3)
-    return times
+    return [_run_ms(fn, dev) for _ in range(reps)]
 
 
 def time_pair_ms(fn_a: Callable[[], object], fn_b: Callable[[], object], dev: torch.device,
@@ -147,11 +149,8 @@ def time_pair_ms(fn_a: Callable[[], object], fn_b: Callable[[], object], dev: to
     _sync(dev)
     times_a, times_b = [], []
     for _ in range(reps):
-        for fn, times in ((fn_a, times_a), (fn_b, times_b)):
-            start = time.perf_counter()
-            fn()
-            _sync(dev)
-            times.append((time.perf_counter() - start) * 1e3)
+        times_a.append(_run_ms(fn_a, dev))
+        times_b.append(_run_ms(fn_b, dev))
     return times_a, times_b
 
 

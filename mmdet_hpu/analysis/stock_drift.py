@@ -61,6 +61,25 @@ def _step(optimizer, loss: torch.Tensor, max_norm: float) -> None:
     optimizer.step()
 
 
+def _detector_pair(cfg: mmcv.Config, seed: int, checkpoint: Optional[str] = None):
+    """The stock config, and the HPU and stock detectors with the same weights.
+
+    The weights are a fresh init under ``seed``, or ``checkpoint`` when given.
+
+    Returns:
+        tuple: (stock ``mmcv.Config``, HPU detector, stock detector).
+    """
+    stock_cfg, _ = stock_config(cfg)
+    torch.manual_seed(seed)
+    hpu = build_detector(cfg.model)
+    hpu.init_weights()
+    if checkpoint is not None:
+        load_checkpoint(hpu, checkpoint, map_location='cpu', strict=True)
+    stock = build_detector(stock_cfg.model)
+    stock.load_state_dict(hpu.state_dict(), strict=True)
+    return stock_cfg, hpu, stock
+
+
 def loss_drift(cfg: mmcv.Config, steps: int, perturb: float = 0.0, batch_size: int = 8,
                seed: int = 0) -> List[DriftStep]:
     """Train side A and stock side B for ``steps`` steps on the same batches.
@@ -76,12 +95,7 @@ def loss_drift(cfg: mmcv.Config, steps: int, perturb: float = 0.0, batch_size: i
     Returns:
         list[DriftStep]: One entry per step.
     """
-    stock_cfg, _ = stock_config(cfg)
-    torch.manual_seed(seed)
-    hpu = build_detector(cfg.model)
-    hpu.init_weights()
-    stock = build_detector(stock_cfg.model)
-    stock.load_state_dict(hpu.state_dict(), strict=True)
+    stock_cfg, hpu, stock = _detector_pair(cfg, seed)
     if perturb > 0:
         side_a = build_detector(stock_cfg.model)
         side_a.load_state_dict(stock.state_dict(), strict=True)
@@ -139,14 +153,7 @@ def same_weights_agreement(cfg: mmcv.Config, batches: int, checkpoint: Optional[
     Returns:
         list[Agreement]: One entry per batch.
     """
-    stock_cfg, _ = stock_config(cfg)
-    torch.manual_seed(seed)
-    hpu = build_detector(cfg.model)
-    hpu.init_weights()
-    stock = build_detector(stock_cfg.model)
-    if checkpoint is not None:
-        load_checkpoint(hpu, checkpoint, map_location='cpu', strict=True)
-    stock.load_state_dict(hpu.state_dict(), strict=True)
+    stock_cfg, hpu, stock = _detector_pair(cfg, seed, checkpoint)
     hpu.train()
     stock.train()
     datasets = build_dataset(cfg.data.train), build_dataset(stock_cfg.data.train)
