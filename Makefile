@@ -28,6 +28,9 @@ endif
 endif
 DEVICE ?= auto
 PYTEST_ARGS ?=
+# Test workers (pytest-xdist): one per core, each test file on one worker (its module
+# fixtures are built once). PYTEST_WORKERS=0 runs the suite in this process.
+PYTEST_WORKERS ?= auto
 
 .PHONY: env demo test lint clean
 
@@ -43,7 +46,7 @@ lint: env
 	$(VENV)/bin/ruff check mmdet_hpu tests tools configs
 
 test: lint
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(DEMO_WORK_DIR) $(DEMO_DATA)

@@ -26,6 +26,19 @@ def _real_gaudi_present():
     return device.is_hpu_available()
 
 
+def pytest_configure(config):
+    """In a pytest-xdist worker (``make test`` runs one per core): one thread per worker.
+
+    Two workers with torch's default of one thread per core would oversubscribe the cores;
+    subprocesses started by tests inherit ``OMP_NUM_THREADS`` too.
+    """
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        import torch
+
+        os.environ['OMP_NUM_THREADS'] = '1'
+        torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config, items):
     hpu_items = [item for item in items if 'hpu' in item.keywords]
     if not hpu_items or _real_gaudi_present():

@@ -3,7 +3,7 @@
 Mixed into subclasses of mmdet's ``AnchorHead`` (``HPURetinaHead``, ``HPUSSDHead``) in front of
 the stock class, so ``forward``, the parameters and the config keys stay the stock ones.
 """
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.core import anchor_inside_flags
@@ -91,12 +91,33 @@ class StaticAnchorHeadMixin:
         if not torch.compiler.is_compiling():
             self._anchor_cache[key] = value
 
-    def _inside_flags(self, featmap_sizes, img_metas, anchors: torch.Tensor) -> torch.Tensor:
+    def _all_anchors_valid(self, sizes: Sequence[Tuple[int, int]], img_metas) -> bool:
+        """Whether stock's ``inside_flags`` are all True, from host metadata only.
+
+        With ``allowed_border < 0`` they are the prior generator's ``valid_flags``: anchors of
+        feature-map rows / columns beyond ``ceil(pad size / stride)`` are invalid. Usually
+        (fixed canvas) every anchor is valid and the assigner can skip the anchor mask.
+        """
+        if self._allowed_border >= 0:
+            return False
+        for meta in img_metas:
+            pad_h, pad_w = (int(v) for v in meta['pad_shape'][:2])
+            for (feat_h, feat_w), (stride_w, stride_h) in zip(sizes,
+                                                              self.prior_generator.strides):
+                if -(-pad_h // stride_h) < feat_h or -(-pad_w // stride_w) < feat_w:
+                    return False
+        return True
+
+    def _inside_flags(self, featmap_sizes, img_metas, anchors: torch.Tensor
+                      ) -> Optional[torch.Tensor]:
         """(B, A) stock ``inside_flags``: valid for the padded shape, inside the image.
 
-        Built from host metadata (shapes) only, cached per distinct image/pad shape.
+        Built from host metadata (shapes) only, cached per distinct image/pad shape. None when
+        every anchor is valid (:meth:`_all_anchors_valid`).
         """
         sizes = tuple((int(h), int(w)) for h, w in featmap_sizes)
+        if self._all_anchors_valid(sizes, img_metas):
+            return None
         flags = []
         for meta in img_metas:
             pad_shape = tuple(int(v) for v in meta['pad_shape'][:2])

@@ -194,6 +194,23 @@ def test_anchors_outside_the_image_and_other_train_options(kind):
     assert_losses_and_grads_equal_stock(kind, stock, hpu, gt_bboxes, gt_labels, metas)
 
 
+@pytest.mark.parametrize('kind', ['retina', 'ssd'])
+def test_anchors_beyond_a_smaller_pad_shape_take_no_part(kind):
+    # allowed_border=-1 (the COCO recipes): every anchor counts, except those of feature-map
+    # cells beyond an image's own pad_shape in a larger batch canvas (stock valid_flags).
+    stock, hpu = build_heads(kind)
+    gt_bboxes, gt_labels = make_gt('many', seed=6)
+    gt_bboxes[1] = gt_bboxes[1] * 0.5
+    metas = img_metas(2, img_shapes=[(IMG, IMG, 3), (30, 26, 3)])
+    metas[1]['pad_shape'] = (32, 32, 3)
+    featmap_sizes = [(IMG // s, IMG // s) for s in HEADS[kind][2]]
+    anchors = hpu._anchors(featmap_sizes, 'cpu')['anchors']
+    flags = hpu._inside_flags(featmap_sizes, metas, anchors)
+    assert flags is not None and flags[0].all() and not flags[1].all()
+    assert hpu._inside_flags(featmap_sizes, metas[:1], anchors) is None  # full canvas: no mask
+    assert_losses_and_grads_equal_stock(kind, stock, hpu, gt_bboxes, gt_labels, metas)
+
+
 @pytest.mark.parametrize('kind,overrides', [
     ('retina', dict(loss_bbox=dict(type='SmoothL1Loss', beta=0.11, loss_weight=2.0))),
     ('retina', dict(reg_decoded_bbox=True)),  # L1 on decoded boxes: the permuted path
