@@ -1,11 +1,10 @@
 """Softmax cross-entropy straight from channel-first class maps, with an analytic gradient.
 
 ``F.cross_entropy`` on a (N, C, L) view of a head's class map (B, n * C, h, w) avoids the
-permuted copy of the map, but autograd then keeps the full log-softmax plus a zero-filled NLL
-gradient and runs a generic log-softmax backward. Here the forward is one ``log_softmax`` over
-the class axis (kept, one full buffer) and the loss of every anchor is ``-log_softmax[label]``;
-the backward turns the kept buffer into the gradient ``(softmax(x) - onehot(label)) * g`` in
-place (``exp``, scale, one scatter).
+permuted copy of the map, but on the CPU its softmax along a non-last axis is slow and autograd
+keeps the full log-softmax plus a zero-filled NLL gradient. Here the loss of every anchor is
+``logsumexp(x) - x[label]``; the forward keeps ``exp(x - max)`` (one full buffer) and the
+backward turns it into the gradient ``(softmax(x) - onehot(label)) * g`` in place.
 """
 import torch
 
@@ -15,20 +14,22 @@ class _CrossEntropyMaps(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits, labels):
-        log_probs = torch.log_softmax(logits, dim=1)
+        peak = logits.amax(dim=1, keepdim=True)
+        exp = torch.sub(logits, peak).exp_()
+        total = exp.sum(dim=1, keepdim=True)
         index = labels[:, None]
-        loss = log_probs.gather(1, index).neg_().squeeze(1)
-        # The backward turns ``log_probs`` into the gradient in place: a second backward
-        # through the same graph (retain_graph) fails autograd's version check instead of
-        # giving a wrong gradient.
-        ctx.save_for_backward(log_probs, index)
+        # log(sum) - (x[label] - max): log-softmax's order (exact for a dominant label).
+        loss = total.log().sub_(logits.gather(1, index).sub_(peak)).squeeze(1)
+        # The backward scales ``exp`` in place: a second backward through the same graph
+        # (retain_graph) fails autograd's version check instead of giving a wrong gradient.
+        ctx.save_for_backward(exp, total, index)
         return loss
 
     @staticmethod
     def backward(ctx, grad_output):
-        log_probs, index = ctx.saved_tensors
+        exp, total, index = ctx.saved_tensors
         grad_output = grad_output[:, None]
-        grad = log_probs.exp_().mul_(grad_output)
+        grad = exp.mul_(grad_output / total)
         return grad.scatter_add_(1, index, grad_output.neg()), None
 
 
