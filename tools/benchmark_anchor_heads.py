@@ -84,6 +84,11 @@ def img_metas(batch_size, size):
 
 def loss_fn(head, outputs, boxes, labels, metas):
     def run():
+        # As a training step (and tools/benchmark.py): no gradient left from the last run to
+        # add to; in a detector the maps are not leaves and nothing accumulates at all.
+        for maps in outputs:
+            for level in maps:
+                level.grad = None
         losses = head.loss(*outputs, boxes, labels, metas)
         total = sum(sum(v) if isinstance(v, list) else v for v in losses.values())
         total.sum().backward()

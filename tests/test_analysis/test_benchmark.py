@@ -88,3 +88,40 @@ def test_dense_head_benchmark_cases_have_the_stated_statistics():
     assert passing['fresh'] == 0
     assert 0 < passing['sparse'] <= 2 * num_levels * bench.CONFIDENT_POINTS
     assert passing['crowded'] > 2 * passing['sparse']
+
+
+def _anchor_bench():
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    try:
+        import benchmark_anchor_heads as bench
+    finally:
+        sys.path.pop(0)
+    return bench
+
+
+def test_anchor_head_loss_runs_time_one_step_each():
+    """Each timed run starts without gradient, as a training step: nothing accumulates."""
+    bench = _anchor_bench()
+    cfg = mmcv.Config.fromfile(osp.join(REPO, 'configs', 'ssd', 'ssd300_coco.py'))
+    stock, hpu = bench.build_pair(cfg)
+    metas = bench.img_metas(2, 96)
+    boxes, labels = bench.ground_truth(2, 96, 3, hpu.num_classes)
+    outputs = bench.head_outputs(hpu, 2, 96, cls_bias=-4.0)
+    for head in (stock, hpu):
+        run = bench.loss_fn(head, outputs, boxes, labels, metas)
+        run()
+        once = [level.grad.clone() for maps in outputs for level in maps]
+        run()
+        again = [level.grad for maps in outputs for level in maps]
+        for first, second in zip(once, again):
+            torch.testing.assert_close(second, first)
+
+
+def test_anchor_head_benchmark_prints_every_case(capsys):
+    bench = _anchor_bench()
+    bench.main([osp.join(REPO, 'configs', 'ssd', 'ssd300_coco.py'), '--img-size', '96',
+                '--batch-size', '1', '--num-gt', '2', '--reps', '1', '--warmup', '0'])
+    out = capsys.readouterr().out
+    for case in ('targets + loss + backward', 'post-processing, sparse scores',
+                 'post-processing, dense scores'):
+        assert case in out

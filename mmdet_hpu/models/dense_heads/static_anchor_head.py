@@ -183,8 +183,9 @@ class StaticAnchorHeadMixin:
         num_imgs, num_anchors = assigned.shape
         positive = assigned > 0
         gt_inds = (assigned - 1).clamp(min=0)
+        positive_4 = positive[..., None]
         if not self.reg_decoded_bbox and type(self.bbox_coder) is DeltaXYWHBBoxCoder:
-            encoded = self._encode_deltas(priors, boxes, gt_inds)
+            bbox_targets = self._encode_deltas(priors, boxes, gt_inds, positive)
         else:
             matched = torch.gather(boxes, 1,
                                    gt_inds[..., None].expand(num_imgs, num_anchors, 4))
@@ -194,9 +195,8 @@ class StaticAnchorHeadMixin:
                 encoded = self.bbox_coder.encode(
                     anchors.expand(num_imgs, num_anchors, 4).reshape(-1, 4),
                     matched.reshape(-1, 4)).reshape(num_imgs, num_anchors, 4)
-        positive_4 = positive[..., None]
-        bbox_targets = torch.where(positive_4, encoded, torch.zeros_like(encoded))
-        bbox_weights = positive_4.expand(num_imgs, num_anchors, 4).to(encoded.dtype)
+            bbox_targets = torch.where(positive_4, encoded, torch.zeros_like(encoded))
+        bbox_weights = positive_4.expand(num_imgs, num_anchors, 4).to(bbox_targets.dtype)
         target_labels = torch.where(positive, torch.gather(labels, 1, gt_inds),
                                     torch.full_like(gt_inds, self.num_classes))
         label_weights = torch.where(positive, self._pos_weight, (assigned == 0).float())
@@ -204,9 +204,9 @@ class StaticAnchorHeadMixin:
         return priors, (target_labels, label_weights.float(), bbox_targets, bbox_weights,
                         num_total_pos)
 
-    def _encode_deltas(self, priors: dict, boxes: torch.Tensor, gt_inds: torch.Tensor
-                       ) -> torch.Tensor:
-        """``DeltaXYWHBBoxCoder.encode`` of every anchor and its matched GT, bit for bit.
+    def _encode_deltas(self, priors: dict, boxes: torch.Tensor, gt_inds: torch.Tensor,
+                       positive: torch.Tensor) -> torch.Tensor:
+        """``DeltaXYWHBBoxCoder.encode`` of every positive anchor and its GT, bit for bit.
 
         mmdet's ``bbox2delta`` with its operations split by side: the anchor centres and sizes
         come from the anchor cache, the GT ones are computed on the (B, G) boxes and gathered,
@@ -216,9 +216,10 @@ class StaticAnchorHeadMixin:
             priors (dict): :meth:`_anchors` output (``anchor_xywh``: four (A,) tensors).
             boxes (Tensor): (B, G, 4) padded GT boxes.
             gt_inds (Tensor): (B, A) long 0-based GT index of every anchor.
+            positive (Tensor): (B, A) bool.
 
         Returns:
-            Tensor: (B, A, 4) deltas (garbage where the anchor is not positive).
+            Tensor: (B, A, 4) deltas, 0 where the anchor is not positive.
         """
         px, py, pw, ph = priors['anchor_xywh']
         gx = (boxes[..., 0] + boxes[..., 2]) * 0.5
@@ -226,12 +227,14 @@ class StaticAnchorHeadMixin:
         gw = boxes[..., 2] - boxes[..., 0]
         gh = boxes[..., 3] - boxes[..., 1]
         gx, gy, gw, gh = (torch.gather(v, 1, gt_inds) for v in (gx, gy, gw, gh))
-        deltas = torch.stack([(gx - px).div_(pw), (gy - py).div_(ph), gw.div_(pw).log_(),
-                              gh.div_(ph).log_()], dim=-1)
         coder = self.bbox_coder
-        means = deltas.new_tensor(coder.means)
-        stds = deltas.new_tensor(coder.stds)
-        return deltas.sub_(means).div_(stds)
+        deltas = [(gx - px).div_(pw), (gy - py).div_(ph), gw.div_(pw).log_(), gh.div_(ph).log_()]
+        zero = torch.zeros((), dtype=gx.dtype, device=gx.device)
+        # Normalised and zeroed one (B, A) plane at a time: a where over the (B, A, 4) stack
+        # broadcasts the mask along the last axis, which the CPU does element by element.
+        deltas = [torch.where(positive, d.sub_(mean).div_(std), zero)
+                  for d, mean, std in zip(deltas, coder.means, coder.stds)]
+        return torch.stack(deltas, dim=-1)
 
     # --------------------------------------------------------------- inference
     def get_bboxes_pre_nms(self, cls_scores, bbox_preds, img_metas, score_thr: float,

@@ -376,3 +376,23 @@ def test_pre_nms_inference_has_no_graph_break(kind):
         cls_scores, bbox_preds, img_metas(2), 0.05, 1000, True)
     assert explanation.graph_count >= 1
     assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+def test_ssd_hard_negatives_rank_as_the_float_sort():
+    """Sorting the int32 bits ranks negatives as the float sort; the other anchors go last."""
+    from mmdet_hpu.models.dense_heads.hpu_ssd_head import HPUSSDHead
+    gen = torch.Generator().manual_seed(0)
+    loss = torch.rand(3, 200, generator=gen) * 10
+    loss[:, ::7] = 2.5  # ties
+    loss[0, 3] = 0.0
+    loss[1, 4] = -0.0
+    loss[2, 5] = float('inf')
+    negative = torch.rand(3, 200, generator=gen) > 0.3
+    negative[:, 3:6] = True
+    order = HPUSSDHead._hardest_first(loss, negative)
+    num_neg = negative.sum(dim=1)
+    for img in range(3):
+        head = order[img, :num_neg[img]]
+        assert negative[img, head].all() and not negative[img, order[img, num_neg[img]:]].any()
+        expected = loss[img][negative[img]].sort(descending=True).values
+        assert torch.equal(loss[img, head].abs(), expected.abs())

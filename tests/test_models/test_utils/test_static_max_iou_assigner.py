@@ -124,3 +124,17 @@ def test_pairwise_iou_is_bitwise_mmdet_bbox_overlaps(grid):
     expected = bbox_overlaps(gt, anchors.expand(3, 500, 4))
     assert torch.equal(pairwise_iou(gt, anchors), expected)
     assert torch.equal(pairwise_iou(gt, anchors.expand(3, 500, 4).clone()), expected)
+
+
+@pytest.mark.parametrize('num_gts', [1, 8, 300])  # 300: over the 1-byte weights, plain max
+def test_max_over_gts_is_torch_max_with_its_ties(num_gts):
+    from mmdet_hpu.models.utils.static_max_iou_assigner import _max_over_gts
+    gen = torch.Generator().manual_seed(num_gts)
+    # Few distinct values: many ties between GT rows; -inf rows and anchors as the masks make.
+    masked = torch.randint(0, 4, (3, num_gts, 50), generator=gen).float() / 4
+    masked[:, num_gts // 2 + 1:] = float('-inf')
+    masked[:, :, :5] = float('-inf')
+    best, first = _max_over_gts(masked.clone())
+    expected_best, expected_first = masked.max(dim=1)
+    assert torch.equal(best, expected_best)
+    assert torch.equal(first, expected_first)
