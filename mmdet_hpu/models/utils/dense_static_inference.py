@@ -20,50 +20,6 @@ from .static_postprocess import batched_nms_fixed
 from .test_params import NMSParams, parse_nms_cfg, parse_test_cfg
 
 
-def anchor_offsets(anchor_inds: torch.Tensor, num_base: int, depth: int,
-                   num_pos: int) -> torch.Tensor:
-    """Flat offsets of channel 0 of some anchors in a contiguous (B, P, D, H * W) map.
-
-    Anchor ``a`` of a level is mmdet's row ``a`` of ``map.permute(0, 2, 3, 1).reshape(B, -1,
-    D)``: position ``a // P``, base prior ``a % P``; channel ``d`` lies ``d * H * W`` further.
-
-    Args:
-        anchor_inds (Tensor): (B, K) long anchor indices.
-        num_base (int): P, base priors per position.
-        depth (int): D, channels per base prior.
-        num_pos (int): H * W.
-
-    Returns:
-        Tensor: (B, K) long offsets within one image's P * D * H * W values.
-    """
-    if num_base == 1:
-        return anchor_inds
-    pos = torch.div(anchor_inds, num_base, rounding_mode='floor')
-    return (anchor_inds - pos * num_base) * (depth * num_pos) + pos
-
-
-def anchor_rows(maps: torch.Tensor, anchor_inds: torch.Tensor, num_cols: int) -> torch.Tensor:
-    """The first ``num_cols`` channels of some anchors, read from a (B, P, D, H * W) map.
-
-    Args:
-        maps (Tensor): (B, P, D, H * W) contiguous.
-        anchor_inds (Tensor): (B, K) long anchor indices (see :func:`anchor_offsets`).
-        num_cols (int): channels to read, <= D.
-
-    Returns:
-        Tensor: (B, K, num_cols).
-    """
-    num_imgs, num_base, depth, num_pos = maps.shape
-    if num_base == 1:  # anchor = position: one gather with a broadcast index
-        index = anchor_inds[:, None, :].expand(num_imgs, num_cols, anchor_inds.shape[1])
-        return torch.gather(maps[:, 0, :num_cols], 2, index).transpose(1, 2)
-    offsets = anchor_offsets(anchor_inds, num_base, depth, num_pos)
-    cols = torch.arange(num_cols, device=maps.device) * num_pos
-    index = (offsets[..., None] + cols).reshape(num_imgs, -1)
-    values = torch.gather(maps.reshape(num_imgs, -1), 1, index)
-    return values.reshape(num_imgs, anchor_inds.shape[1], num_cols)
-
-
 def class_group_size(num_classes: int) -> int:
     """The divisor of C closest to sqrt(C): classes per cell in :func:`select_level_candidates`.
 
@@ -140,24 +96,60 @@ def select_level_candidates(cls_map: torch.Tensor, num_base: int, num_classes: i
     # (B, P, G, H * W): the maximum of each cell, from one pass over the level.
     cell_max = maps[:, :, :num_classes].reshape(num_imgs, num_base, num_groups, group,
                                                 num_pos).amax(3)
+    # Map offsets (into (B, P, D, H * W)) of the first class of the candidate cells, and the
+    # cells' maxima, both (B, G * K') in one order.
     if k < num_anchors:
-        best = cell_max.amax(2).transpose(1, 2).reshape(num_imgs, num_anchors)
-        _, anchor_inds = best.topk(k, dim=1, sorted=False)
+        # Slots s = p * H * W + pos (the maps' own order, converted to mmdet's at the end).
+        _, slots = cell_max.amax(2).reshape(num_imgs, num_anchors).topk(k, dim=1, sorted=False)
+        first = _cell_offsets(slots, num_base, depth, num_pos, group, num_groups)
+        cell_inds = _cell_offsets(slots, num_base, num_groups, num_pos, 1, num_groups)
+        cells = torch.gather(cell_max.reshape(num_imgs, -1), 1, cell_inds)
     else:
-        anchor_inds = torch.arange(num_anchors, device=maps.device).expand(num_imgs, -1)
-    cells = anchor_rows(cell_max, anchor_inds, num_groups).reshape(num_imgs, -1)
-    _, cell_inds = top_or_all(cells, k)
-    cell_rows = torch.div(cell_inds, num_groups, rounding_mode='floor')
-    cell_anchors = torch.gather(anchor_inds, 1, cell_rows)
-    classes = ((cell_inds - cell_rows * num_groups) * group)[..., None] + torch.arange(
-        group, device=maps.device)  # (B, K_c, group)
-    offsets = anchor_offsets(cell_anchors, num_base, depth, num_pos)
-    index = (offsets[..., None] + classes * num_pos).reshape(num_imgs, -1)
+        first = _cell_offsets(torch.arange(num_anchors, device=maps.device)[None], num_base,
+                              depth, num_pos, group, num_groups).expand(num_imgs, -1)
+        cells = cell_max.reshape(num_imgs, -1)
+    _, picked = top_or_all(cells, k)
+    # (B, K * group) map offsets of every pair of the picked cells.
+    index = (torch.gather(first, 1, picked)[..., None]
+             + torch.arange(group, device=maps.device) * num_pos).reshape(num_imgs, -1)
     values, top_inds = top_or_all(torch.gather(maps.reshape(num_imgs, -1), 1, index), k)
-    anchors = torch.gather(cell_anchors, 1, torch.div(top_inds, group, rounding_mode='floor'))
-    labels = torch.gather(classes.reshape(num_imgs, -1), 1, top_inds)
+    anchors, labels = _pair_of_offset(torch.gather(index, 1, top_inds), num_base, depth,
+                                      num_pos)
     scores = values.sigmoid() if use_sigmoid else values
     return scores, anchors, labels, scores > score_thr
+
+
+def _cell_offsets(slots: torch.Tensor, num_base: int, depth: int, num_pos: int, group: int,
+                  num_groups: int) -> torch.Tensor:
+    """Offsets of class ``g * group`` of some slots in a (B, P, depth, H * W) map, every g.
+
+    Args:
+        slots (Tensor): (B, K) or (1, K) long, ``p * H * W + pos``.
+        num_base, depth, num_pos: P, channels per base prior, H * W.
+        group (int): classes per cell (1 to index the (B, P, G, H * W) cell maxima).
+        num_groups (int): G.
+
+    Returns:
+        Tensor: (B, G * K) long, cell group-major: ``g * K + k`` is group g of slot k.
+    """
+    if num_base == 1:
+        base = slots
+    else:
+        prior = torch.div(slots, num_pos, rounding_mode='floor')
+        base = slots + prior * ((depth - 1) * num_pos)
+    steps = torch.arange(num_groups, device=slots.device) * (group * num_pos)
+    return (base[:, None, :] + steps[None, :, None]).reshape(slots.shape[0], -1)
+
+
+def _pair_of_offset(offsets: torch.Tensor, num_base: int, depth: int, num_pos: int
+                    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """mmdet anchor index (``pos * P + p``) and class of (B, K) offsets into (B, P, D, H * W)."""
+    rows = torch.div(offsets, num_pos, rounding_mode='floor')  # p * D + class
+    pos = offsets - rows * num_pos
+    if num_base == 1:
+        return pos, rows
+    prior = torch.div(rows, depth, rounding_mode='floor')
+    return pos * num_base + prior, rows - prior * depth
 
 
 class Candidates(NamedTuple):
