@@ -1,5 +1,4 @@
 """ATSS head with fixed-shape (static) training targets and batched static inference."""
-import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -12,6 +11,7 @@ from mmdet.core.bbox.iou_calculators import BboxOverlaps2D
 from mmdet.models.builder import HEADS
 from mmdet.models.dense_heads import ATSSHead
 
+from ..utils.anchor_validity import all_anchors_valid
 from ..utils.batch_gt import batch_gt
 from ..utils.dense_loss_terms import (
     EPS,
@@ -128,11 +128,7 @@ class HPUATSSHead(StaticDenseInferenceMixin, ATSSHead):
         """
         sizes = [(int(h), int(w)) for h, w in featmap_sizes]
         border = self.train_cfg.allowed_border
-        strides = self.prior_generator.strides
-        if border < 0 and all(
-                math.ceil(meta['pad_shape'][0] / stride[1]) >= h
-                and math.ceil(meta['pad_shape'][1] / stride[0]) >= w
-                for meta in img_metas for (h, w), stride in zip(sizes, strides)):
+        if all_anchors_valid(sizes, self.prior_generator.strides, img_metas, border):
             return None
         anchors = self._anchors(sizes, device)['anchors']
         flags = []

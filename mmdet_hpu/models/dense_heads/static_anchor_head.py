@@ -12,6 +12,7 @@ from mmdet.core.bbox.samplers import PseudoSampler
 
 from mmdet_hpu.errors import ConfigError
 
+from ..utils.anchor_validity import all_anchors_valid
 from ..utils.dense_static_inference import (
     finish_boxes,
     image_tensors,
@@ -91,32 +92,16 @@ class StaticAnchorHeadMixin:
         if not torch.compiler.is_compiling():
             self._anchor_cache[key] = value
 
-    def _all_anchors_valid(self, sizes: Sequence[Tuple[int, int]], img_metas) -> bool:
-        """Whether stock's ``inside_flags`` are all True, from host metadata only.
-
-        With ``allowed_border < 0`` they are the prior generator's ``valid_flags``: anchors of
-        feature-map rows / columns beyond ``ceil(pad size / stride)`` are invalid. Usually
-        (fixed canvas) every anchor is valid and the assigner can skip the anchor mask.
-        """
-        if self._allowed_border >= 0:
-            return False
-        for meta in img_metas:
-            pad_h, pad_w = (int(v) for v in meta['pad_shape'][:2])
-            for (feat_h, feat_w), (stride_w, stride_h) in zip(sizes,
-                                                              self.prior_generator.strides):
-                if -(-pad_h // stride_h) < feat_h or -(-pad_w // stride_w) < feat_w:
-                    return False
-        return True
-
     def _inside_flags(self, featmap_sizes, img_metas, anchors: torch.Tensor
                       ) -> Optional[torch.Tensor]:
         """(B, A) stock ``inside_flags``: valid for the padded shape, inside the image.
 
         Built from host metadata (shapes) only, cached per distinct image/pad shape. None when
-        every anchor is valid (:meth:`_all_anchors_valid`).
+        every anchor is valid (:func:`~mmdet_hpu.models.utils.anchor_validity.all_anchors_valid`).
         """
         sizes = tuple((int(h), int(w)) for h, w in featmap_sizes)
-        if self._all_anchors_valid(sizes, img_metas):
+        if all_anchors_valid(sizes, self.prior_generator.strides, img_metas,
+                             self._allowed_border):
             return None
         flags = []
         for meta in img_metas:
