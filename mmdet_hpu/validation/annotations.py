@@ -7,7 +7,8 @@ Policies (``--bad-annotations``):
   the cleaned copy under the work dir and point the config at it. The user's
   file is never modified.
 * ``fail``: stop with an error that lists the first offenders.
-* ``off``: no check (mmdet's own behaviour; for very large datasets).
+* ``off``: no box or image check (mmdet's own behaviour; for very large datasets).
+  The boxes per image are still counted for ``HPUPadGT`` (``preflight``).
 
 Malformed JSON, a file that is not COCO or of the wrong shape (``coco_schema``),
 image files whose size differs from the declared width/height (``image_sizes``),

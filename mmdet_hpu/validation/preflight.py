@@ -6,12 +6,13 @@ work dir is populated, so a mistake costs seconds and never overwrites a file.
 import os.path as osp
 import tempfile
 
-from .annotations import checked_annotations, warn
+from .annotations import checked_annotations, read_coco_json, warn
 from .checkpoint_checks import check_structure
+from .coco_schema import check_coco_structure
 from .config_checks import check_config_keys
 from .data_paths import check_data_paths
 from .datasets_cfg import iter_split_cfgs, resolve
-from .gt_limits import apply_gt_limits
+from .gt_limits import apply_gt_limits, pad_gt_steps
 from .num_classes import check_num_classes, class_mismatch_message
 from .value_types import check_value_types
 from .work_dir import check_work_dir
@@ -32,14 +33,21 @@ def apply_annotation_policy(cfg, policy, out_dir, splits, require_boxes=True):
 
     A dataset whose file needed cleaning gets ``ann_file`` pointed at the cleaned
     copy (absolute path) in ``cfg``; its ``HPUPadGT`` steps get ``max_num_gt``
-    checked against the boxes per image (or chosen, when unset).
+    checked against the boxes per image (or chosen, when unset). With ``policy='off'``
+    the boxes and images are not checked, but a dataset with ``HPUPadGT`` steps still
+    has its JSON read for that count (no image is opened): a too-small ``max_num_gt``
+    would otherwise stop training at the first crowded image, mid-epoch.
     """
-    if policy == 'off':
-        return cfg
     for key, dataset_cfg in iter_split_cfgs(cfg, splits):
         ann_file = resolve(dataset_cfg.get('ann_file'), dataset_cfg)
         if not isinstance(ann_file, str) or not ann_file.endswith('.json') \
                 or not _is_coco(dataset_cfg):
+            continue
+        if policy == 'off':
+            if any(pad_gt_steps(dataset_cfg, key)):
+                data = read_coco_json(ann_file, f'{key}.ann_file')
+                check_coco_structure(data, ann_file, f'{key}.ann_file', require_boxes)
+                apply_gt_limits(dataset_cfg, key, data, dataset_cfg.get('classes'))
             continue
         used, data = checked_annotations(
             ann_file, resolve(dataset_cfg.get('img_prefix'), dataset_cfg),

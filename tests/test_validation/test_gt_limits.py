@@ -41,6 +41,57 @@ def _preflight(cfg, work_dir):
     return preflight_train(cfg, parse_args([DEMO_CONFIG, '--no-validate']))
 
 
+def test_too_many_boxes_fails_before_training_with_checks_off(cli_state, earlier_run, data,
+                                                             capsys):
+    """``--bad-annotations off`` skips the box and image checks, not the box count."""
+    edit_coco(data, lambda c: _crowd_image(c, 20))
+    err = train_fails(capsys, earlier_run, data, flags=('--bad-annotations', 'off'))
+    assert 'has 20 boxes' in err
+    assert 'HPUPadGT accepts at most max_num_gt=16' in err
+
+
+def _preflight_off(cfg, work_dir):
+    from mmdet_hpu.cli.train import parse_args
+    from mmdet_hpu.validation import preflight_train
+
+    cfg.work_dir = work_dir
+    return preflight_train(cfg, parse_args([DEMO_CONFIG, '--no-validate',
+                                            '--bad-annotations', 'off']))
+
+
+def test_checks_off_still_chooses_an_unset_max_num_gt(cli_state, data, demo_cfg, tmp_path):
+    edit_coco(data, lambda c: _crowd_image(c, 20))
+    cfg = demo_cfg(data)
+    step = cfg.data.train.pipeline[_pad_gt_index(cfg)]
+    step.pop('max_num_gt')
+    cfg = _preflight_off(cfg, str(tmp_path / 'work'))
+    assert step.max_num_gt == 32
+    assert not osp.exists(tmp_path / 'work' / 'cleaned_annotations')  # nothing cleaned
+
+
+def test_checks_off_keeps_bad_boxes_and_reads_no_json_without_pad_gt(cli_state, data, demo_cfg,
+                                                                       tmp_path):
+    """Off still means off for the rest: a bad box stays, a pipeline without ``HPUPadGT``
+    never has its file read (a broken file passes the pre-flight, as in stock mmdet)."""
+    edit_coco(data, lambda c: c['annotations'][0].update(bbox=[-5, 0, 3, 3]))
+    cfg = _preflight_off(demo_cfg(data), str(tmp_path / 'work'))
+    assert cfg.data.train.ann_file.endswith('instances_train.json')
+    with open(ann_path(data), 'w') as f:
+        f.write('{broken')
+    cfg = demo_cfg(data)
+    cfg.data.train.pipeline.pop(_pad_gt_index(cfg))
+    _preflight_off(cfg, str(tmp_path / 'work2'))
+
+
+def test_checks_off_with_pad_gt_names_a_broken_file(cli_state, data, demo_cfg, tmp_path):
+    from mmdet_hpu.validation.errors import ValidationError
+
+    with open(ann_path(data), 'w') as f:
+        f.write('{broken')
+    with pytest.raises(ValidationError, match='is not valid JSON'):
+        _preflight_off(demo_cfg(data), str(tmp_path / 'work'))
+
+
 def test_the_suggested_option_fixes_it(cli_state, data, demo_cfg, tmp_path):
     edit_coco(data, lambda c: _crowd_image(c, 20))
     index = _pad_gt_index(demo_cfg(data))
