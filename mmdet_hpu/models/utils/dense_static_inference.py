@@ -101,12 +101,14 @@ def select_level_candidates(cls_map: torch.Tensor, num_base: int, num_classes: i
     if k < num_anchors:
         # Slots s = p * H * W + pos (the maps' own order, converted to mmdet's at the end).
         _, slots = cell_max.amax(2).reshape(num_imgs, num_anchors).topk(k, dim=1, sorted=False)
-        first = _cell_offsets(slots, num_base, depth, num_pos, group, num_groups)
-        cell_inds = _cell_offsets(slots, num_base, num_groups, num_pos, 1, num_groups)
+        prior = None if num_base == 1 else torch.div(slots, num_pos, rounding_mode='floor')
+        first = _cell_offsets(slots, prior, depth, num_pos, group, num_groups)
+        cell_inds = _cell_offsets(slots, prior, num_groups, num_pos, 1, num_groups)
         cells = torch.gather(cell_max.reshape(num_imgs, -1), 1, cell_inds)
     else:
-        first = _cell_offsets(torch.arange(num_anchors, device=maps.device)[None], num_base,
-                              depth, num_pos, group, num_groups).expand(num_imgs, -1)
+        slots = torch.arange(num_anchors, device=maps.device)[None]
+        prior = None if num_base == 1 else torch.div(slots, num_pos, rounding_mode='floor')
+        first = _cell_offsets(slots, prior, depth, num_pos, group, num_groups).expand(num_imgs, -1)
         cells = cell_max.reshape(num_imgs, -1)
     _, picked = top_or_all(cells, k)
     # (B, K * group) map offsets of every pair of the picked cells.
@@ -119,24 +121,21 @@ def select_level_candidates(cls_map: torch.Tensor, num_base: int, num_classes: i
     return scores, anchors, labels, scores > score_thr
 
 
-def _cell_offsets(slots: torch.Tensor, num_base: int, depth: int, num_pos: int, group: int,
-                  num_groups: int) -> torch.Tensor:
+def _cell_offsets(slots: torch.Tensor, prior: Optional[torch.Tensor], depth: int, num_pos: int,
+                  group: int, num_groups: int) -> torch.Tensor:
     """Offsets of class ``g * group`` of some slots in a (B, P, depth, H * W) map, every g.
 
     Args:
         slots (Tensor): (B, K) or (1, K) long, ``p * H * W + pos``.
-        num_base, depth, num_pos: P, channels per base prior, H * W.
+        prior (Tensor | None): ``slots // (H * W)`` (the base prior p), None when P = 1.
+        depth, num_pos: channels per base prior, H * W.
         group (int): classes per cell (1 to index the (B, P, G, H * W) cell maxima).
         num_groups (int): G.
 
     Returns:
         Tensor: (B, G * K) long, cell group-major: ``g * K + k`` is group g of slot k.
     """
-    if num_base == 1:
-        base = slots
-    else:
-        prior = torch.div(slots, num_pos, rounding_mode='floor')
-        base = slots + prior * ((depth - 1) * num_pos)
+    base = slots if prior is None else slots + prior * ((depth - 1) * num_pos)
     steps = torch.arange(num_groups, device=slots.device) * (group * num_pos)
     return (base[:, None, :] + steps[None, :, None]).reshape(slots.shape[0], -1)
 
