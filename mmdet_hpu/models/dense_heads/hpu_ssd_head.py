@@ -5,6 +5,7 @@ from mmdet.models.builder import HEADS
 from mmdet.models.dense_heads import SSDHead
 from mmdet.models.losses import smooth_l1_loss
 
+from ..utils import cpu_speedups
 from ..utils.fused_box_loss import smooth_l1_sum
 from ..utils.fused_cross_entropy import cross_entropy_maps
 from .static_anchor_head import StaticAnchorHeadMixin
@@ -104,9 +105,10 @@ class HPUSSDHead(StaticAnchorHeadMixin, SSDHead):
         """Anchor indices of each image, negatives by descending loss, the others last.
 
         Cross-entropy is >= 0, and non-negative float32 values order as their int32 bit
-        patterns: sorting the bits is the float sort without its NaN handling (about 1.3x
-        faster on the CPU). A loss of -0.0 (sign bit set) counts as 0; the other anchors get the
-        smallest int32, so they rank after every negative.
+        patterns: on the CPU, sorting the bits is the float sort without its NaN handling
+        (about 1.3x faster). A loss of -0.0 (sign bit set) counts as 0; the other anchors get
+        the smallest int32, so they rank after every negative. Other devices sort the float
+        losses, the others at -inf (:mod:`~mmdet_hpu.models.utils.cpu_speedups`).
 
         Args:
             loss_all (Tensor): (B, A) float32 losses, >= 0 where ``negative``.
@@ -115,6 +117,10 @@ class HPUSSDHead(StaticAnchorHeadMixin, SSDHead):
         Returns:
             Tensor: (B, A) long permutation of each row.
         """
+        if not cpu_speedups.use_cpu_speedups(loss_all):
+            keys = torch.where(negative, loss_all.detach().float().clamp(min=0),
+                               torch.full_like(loss_all, float('-inf'), dtype=torch.float32))
+            return keys.sort(dim=1, descending=True).indices
         bits = loss_all.detach().float().view(torch.int32)
         floor = torch.iinfo(torch.int32).min
         bits = torch.where(negative, bits.clamp(min=0), torch.full_like(bits, floor))

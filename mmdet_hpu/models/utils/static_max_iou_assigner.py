@@ -15,6 +15,8 @@ from mmdet.core.bbox.iou_calculators import BboxOverlaps2D
 
 from mmdet_hpu.errors import ConfigError
 
+from . import cpu_speedups
+
 Threshold = Union[float, Tuple[float, float]]
 
 
@@ -112,7 +114,8 @@ def _max_over_gts(masked: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """``masked.max(dim=1)``: best IoU of each anchor and the first GT row reaching it.
 
     On the CPU ``max`` with indices over a middle axis is 1.4-2.3x slower than ``amax`` plus a
-    1-byte first-match pass (G = 8-128); the result is identical, ties included.
+    1-byte first-match pass (G = 8-128); the result is identical, ties included. Other devices
+    keep ``max`` (:mod:`~mmdet_hpu.models.utils.cpu_speedups`).
 
     Args:
         masked (Tensor): (B, G, A) IoU, -inf for rows and anchors that take no part.
@@ -121,7 +124,7 @@ def _max_over_gts(masked: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         tuple[Tensor, Tensor]: (B, A) best IoU and (B, A) long index of its first GT row.
     """
     num_gts = masked.shape[1]
-    if num_gts > 255:
+    if num_gts > 255 or not cpu_speedups.use_cpu_speedups(masked):
         return masked.max(dim=1)
     best = masked.amax(dim=1, keepdim=True)
     # Row g weighs G - g, so the largest weight among the rows at the best IoU is the first's.
@@ -168,8 +171,9 @@ def _match_low_quality(masked: torch.Tensor, gt_valid: torch.Tensor, assigned: t
     # -inf rows (no valid anchor) are not claims: min_pos_iou is finite.
     claimed = masked == gt_max_overlaps[..., None]
     claimed &= claims[..., None]
-    if num_gts < 256:
-        # 1-byte ids, multiplied in place into the (fresh) claim mask: no wider temporary.
+    if num_gts < 256 and cpu_speedups.use_cpu_speedups(masked):
+        # 1-byte ids, multiplied in place into the (fresh) claim mask: no wider temporary
+        # (a CPU speed-up; devices take int32: cpu_speedups).
         gt_ids = torch.arange(1, num_gts + 1, device=masked.device, dtype=torch.uint8)
         winner = claimed.view(torch.uint8).mul_(gt_ids[None, :, None]).amax(dim=1).long()
     else:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from dense_head_cases import count_nms_calls
+from dispatched_dtypes import byte_ops_and_dtype_views
 from mmdet.models.builder import build_head
 
 import mmdet_hpu  # noqa: F401  (registers the HPU heads)
@@ -378,8 +379,13 @@ def test_pre_nms_inference_has_no_graph_break(kind):
     assert explanation.graph_break_count == 0, explanation.break_reasons
 
 
-def test_ssd_hard_negatives_rank_as_the_float_sort():
-    """Sorting the int32 bits ranks negatives as the float sort; the other anchors go last."""
+@pytest.mark.parametrize('path', ['cpu', 'device'])
+def test_ssd_hard_negatives_rank_as_the_float_sort(path, monkeypatch):
+    """Sorting the int32 bits (CPU) or the floats (other devices) ranks negatives as the
+    float sort; the other anchors go last."""
+    if path == 'device':
+        from mmdet_hpu.models.utils import cpu_speedups
+        monkeypatch.setattr(cpu_speedups, 'use_cpu_speedups', lambda tensor: False)
     from mmdet_hpu.models.dense_heads.hpu_ssd_head import HPUSSDHead
     gen = torch.Generator().manual_seed(0)
     loss = torch.rand(3, 200, generator=gen) * 10
@@ -390,6 +396,8 @@ def test_ssd_hard_negatives_rank_as_the_float_sort():
     negative = torch.rand(3, 200, generator=gen) > 0.3
     negative[:, 3:6] = True
     order = HPUSSDHead._hardest_first(loss, negative)
+    dtype_views = byte_ops_and_dtype_views(lambda: HPUSSDHead._hardest_first(loss, negative))[1]
+    assert bool(dtype_views) == (path == 'cpu')  # the bit view stays on the CPU
     num_neg = negative.sum(dim=1)
     for img in range(3):
         head = order[img, :num_neg[img]]

@@ -3,6 +3,7 @@ import itertools
 
 import pytest
 import torch
+from dispatched_dtypes import byte_ops_and_dtype_views
 from mmdet.core.bbox.assigners import ATSSAssigner, MaxIoUAssigner
 from mmdet.core.bbox.iou_calculators import bbox_overlaps
 
@@ -55,8 +56,18 @@ OPTIONS = list(itertools.product(
 ))
 
 
+@pytest.fixture(params=['cpu path', 'device path'])
+def speedups(request, monkeypatch):
+    """Run a test with the CPU-only integer tricks (``cpu_speedups``) and without them, the
+    path every other device (HPU, CUDA) takes."""
+    if request.param == 'device path':
+        from mmdet_hpu.models.utils import cpu_speedups
+        monkeypatch.setattr(cpu_speedups, 'use_cpu_speedups', lambda tensor: False)
+    return request.param
+
+
 @pytest.mark.parametrize('pos,neg,min_pos,assign_all,low_quality', OPTIONS)
-def test_equals_stock_for_every_option(pos, neg, min_pos, assign_all, low_quality):
+def test_equals_stock_for_every_option(pos, neg, min_pos, assign_all, low_quality, speedups):
     stock = MaxIoUAssigner(pos_iou_thr=pos, neg_iou_thr=neg, min_pos_iou=min_pos,
                            gt_max_assign_all=assign_all, match_low_quality=low_quality)
     static = StaticMaxIoUAssigner(stock)
@@ -127,7 +138,7 @@ def test_pairwise_iou_is_bitwise_mmdet_bbox_overlaps(grid):
 
 
 @pytest.mark.parametrize('num_gts', [1, 8, 300])  # 300: over the 1-byte weights, plain max
-def test_max_over_gts_is_torch_max_with_its_ties(num_gts):
+def test_max_over_gts_is_torch_max_with_its_ties(num_gts, speedups):
     from mmdet_hpu.models.utils.static_max_iou_assigner import _max_over_gts
     gen = torch.Generator().manual_seed(num_gts)
     # Few distinct values: many ties between GT rows; -inf rows and anchors as the masks make.
@@ -138,3 +149,22 @@ def test_max_over_gts_is_torch_max_with_its_ties(num_gts):
     expected_best, expected_first = masked.max(dim=1)
     assert torch.equal(best, expected_best)
     assert torch.equal(first, expected_first)
+
+
+@pytest.mark.parametrize('assign_all', [True, False])
+def test_device_path_has_no_byte_arithmetic_or_dtype_views(assign_all, speedups):
+    """What the devices get: no uint8 tensor and no dtype reinterpretation (the CPU path has
+    both, which shows the recorder sees them)."""
+    stock = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0.0,
+                           gt_max_assign_all=assign_all)
+    static = StaticMaxIoUAssigner(stock)
+    gen = torch.Generator().manual_seed(0)
+    boxes = scenario_boxes(gen)
+    labels = [torch.zeros(len(b), dtype=torch.long) for b in boxes]
+    padded, _, valid = pad_gt_list(boxes, labels, 32)
+    byte_ops, dtype_views = byte_ops_and_dtype_views(
+        lambda: static.assign(grid_anchors(), padded, valid, None))
+    if speedups == 'device path':
+        assert not byte_ops and not dtype_views
+    else:
+        assert byte_ops and dtype_views

@@ -1,0 +1,16 @@
+"""Where the CPU-only integer tricks of the static heads apply.
+
+A few exact rewrites are CPU speed-ups measured on this project's machine: a 1-byte first-match
+pass instead of ``max`` with indices (``static_max_iou_assigner``), the int32 bit patterns of
+non-negative losses sorted instead of the floats (``HPUSSDHead``). Other devices take the plain
+op with the same result: a graph compiler gains nothing from the trick, and a device's kernels
+for 1-byte arithmetic or dtype reinterpretation are not guaranteed (on Gaudi an op without a
+kernel falls back to the host, a copy each way). Tests patch :func:`use_cpu_speedups` to run the
+device path on the CPU.
+"""
+import torch
+
+
+def use_cpu_speedups(tensor: torch.Tensor) -> bool:
+    """True when ``tensor`` lives on the CPU (a static, shape-free decision)."""
+    return tensor.device.type == 'cpu'
