@@ -20,7 +20,7 @@ import torch
 from mmdet.models.builder import build_head
 
 import mmdet_hpu  # noqa: F401  (registers the HPU heads)
-from mmdet_hpu.analysis.benchmark import time_pair_ms
+from mmdet_hpu.analysis.benchmark import SPEEDUP_HEADER, speedup_row, speedup_runs
 
 STOCK = {'HPURetinaHead': 'RetinaHead', 'HPUSSDHead': 'SSDHead'}
 
@@ -35,6 +35,9 @@ def parse_args(argv=None):
     parser.add_argument('--num-gt', type=int, default=8, help='boxes per image (default: 8)')
     parser.add_argument('--reps', type=int, default=5, help='timed runs (default: 5)')
     parser.add_argument('--warmup', type=int, default=1, help='untimed runs (default: 1)')
+    parser.add_argument('--runs', type=int, default=1,
+                        help='separate measurements of --reps runs each; prints every run\'s '
+                             'speed-up and their median (default: 1)')
     return parser.parse_args(argv)
 
 
@@ -110,26 +113,21 @@ def main(argv=None):
     outputs = head_outputs(hpu, args.batch_size, args.img_size, cls_bias=-4.0)
     print(f'{cfg.model.bbox_head.type} vs {STOCK[cfg.model.bbox_head.type]}: batch '
           f'{args.batch_size}, {args.img_size} px, {args.num_gt} boxes/image, '
-          f'{torch.get_num_threads()} threads, median of {args.reps}')
-    rows = []
-    stock_t, hpu_t = time_pair_ms(loss_fn(stock, outputs, boxes, labels, metas),
-                                  loss_fn(hpu, outputs, boxes, labels, metas), dev, args.reps,
-                                  args.warmup)
-    rows.append(('targets + loss + backward', stock_t, hpu_t))
+          f'{torch.get_num_threads()} threads, medians of {args.reps} runs, {args.runs} time(s)')
+    print(SPEEDUP_HEADER)
+    print(speedup_row('targets + loss + backward', speedup_runs(
+        loss_fn(stock, outputs, boxes, labels, metas), loss_fn(hpu, outputs, boxes, labels, metas),
+        dev, args.runs, args.reps, args.warmup)))
     for name, bias in (('post-processing, sparse scores', -7.0),
                        ('post-processing, dense scores', -1.0)):
         cls_scores, bbox_preds = head_outputs(hpu, args.batch_size, args.img_size, bias, seed=1)
         cls_scores = [c.detach() for c in cls_scores]
         bbox_preds = [b.detach() for b in bbox_preds]
         with torch.no_grad():
-            stock_t, hpu_t = time_pair_ms(bboxes_fn(stock, cls_scores, bbox_preds, metas),
-                                          bboxes_fn(hpu, cls_scores, bbox_preds, metas), dev,
-                                          args.reps, args.warmup)
-        rows.append((name, stock_t, hpu_t))
-    print(f'{"case":34s} {"stock ms":>10s} {"hpu ms":>10s} {"speed-up":>9s}')
-    for name, stock_t, hpu_t in rows:
-        stock_ms, hpu_ms = float(np.median(stock_t)), float(np.median(hpu_t))
-        print(f'{name:34s} {stock_ms:10.1f} {hpu_ms:10.1f} {stock_ms / hpu_ms:8.2f}x')
+            print(speedup_row(name, speedup_runs(
+                bboxes_fn(stock, cls_scores, bbox_preds, metas),
+                bboxes_fn(hpu, cls_scores, bbox_preds, metas), dev, args.runs, args.reps,
+                args.warmup)))
 
 
 if __name__ == '__main__':

@@ -25,7 +25,6 @@ Example::
 import argparse
 import math
 import os.path as osp
-import statistics
 
 import mmcv
 import numpy as np
@@ -33,7 +32,7 @@ import torch
 from mmdet.models.builder import build_head
 
 import mmdet_hpu  # noqa: F401  (registers the HPU heads)
-from mmdet_hpu.analysis.benchmark import time_pair_ms
+from mmdet_hpu.analysis.benchmark import SPEEDUP_HEADER, speedup_row, speedup_runs
 from mmdet_hpu.models.utils import gt_bucket, pad_gt_list
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -119,17 +118,21 @@ def post_fn(head, outs, img_metas):
     return run
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     parser.add_argument('--heads', nargs='+', default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument('--img-size', type=int, default=640)
     parser.add_argument('--batch-size', type=int, default=2)
     parser.add_argument('--reps', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
-    args = parser.parse_args()
+    parser.add_argument('--runs', type=int, default=1,
+                        help="separate measurements of --reps runs each; prints every run's "
+                             'speed-up and their median (default: 1)')
+    args = parser.parse_args(argv)
     print(f'torch {torch.__version__}, threads {torch.get_num_threads()}, '
-          f'batch {args.batch_size} at {args.img_size} px, medians of {args.reps}')
-    print(f"{'head':6} {'case':24} {'stock ms':>10} {'HPU ms':>10} {'speed-up':>9}")
+          f'batch {args.batch_size} at {args.img_size} px, medians of {args.reps} runs, '
+          f'{args.runs} time(s)')
+    print(SPEEDUP_HEADER)
     for name in args.heads:
         stock, hpu = build_pair(name)
         img_metas = metas(args.batch_size, args.img_size)
@@ -148,11 +151,9 @@ def main():
         for case, stock_fn, hpu_fn in cases:
             grad = torch.enable_grad() if case.startswith('targets') else torch.no_grad()
             with grad:
-                stock_t, hpu_t = time_pair_ms(stock_fn, hpu_fn, torch.device('cpu'), args.reps,
-                                              args.warmup)
-            stock_ms, hpu_ms = statistics.median(stock_t), statistics.median(hpu_t)
-            print(f'{name:6} {case:24} {stock_ms:10.1f} {hpu_ms:10.1f} '
-                  f'{stock_ms / hpu_ms:8.2f}x')
+                runs_ms = speedup_runs(stock_fn, hpu_fn, torch.device('cpu'), args.runs,
+                                       args.reps, args.warmup)
+            print(speedup_row(f'{name} {case}', runs_ms))
 
 
 if __name__ == '__main__':

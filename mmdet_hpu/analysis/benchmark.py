@@ -158,6 +158,35 @@ def _median(times: Sequence[float]) -> float:
     return float(np.median(times))
 
 
+def speedup_runs(stock_fn: Callable[[], object], hpu_fn: Callable[[], object],
+                 dev: torch.device, runs: int, reps: int, warmup: int
+                 ) -> List[Tuple[float, float]]:
+    """``runs`` separate :func:`time_pair_ms` measurements of stock against HPU.
+
+    One measurement's ratio moves by ~10% on a shared machine; several runs show the spread
+    that one median hides (a target met "at the median of runs" or in every run).
+
+    Returns:
+        list[tuple[float, float]]: Per run, the median stock and HPU times in ms.
+    """
+    return [tuple(_median(times) for times in time_pair_ms(stock_fn, hpu_fn, dev, reps, warmup))
+            for _ in range(runs)]
+
+
+SPEEDUP_HEADER = (f'{"case":34s} {"stock ms":>10s} {"hpu ms":>10s} {"speed-up":>9s}  '
+                  'speed-up of each run')
+
+
+def speedup_row(case: str, runs_ms: Sequence[Tuple[float, float]]) -> str:
+    """One line of a head benchmark: the median over runs of the stock and HPU times and of the
+    speed-up, then every run's speed-up (see :func:`speedup_runs`)."""
+    ratios = [stock / hpu for stock, hpu in runs_ms]
+    stock_ms = _median([stock for stock, _ in runs_ms])
+    hpu_ms = _median([hpu for _, hpu in runs_ms])
+    each = ', '.join(f'{ratio:.2f}' for ratio in ratios)
+    return f'{case:34s} {stock_ms:10.1f} {hpu_ms:10.1f} {_median(ratios):8.2f}x  {each}'
+
+
 def _pair(stock_times, hpu_times, **extra) -> Dict:
     stock_ms, hpu_ms = _median(stock_times), _median(hpu_times)
     return dict(stock_ms=stock_ms, hpu_ms=hpu_ms, speedup=stock_ms / hpu_ms, **extra)

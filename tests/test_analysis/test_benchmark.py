@@ -73,6 +73,18 @@ def test_time_pair_ms_alternates_the_two_functions():
     assert len(times_a) == len(times_b) == 3 and min(times_a + times_b) >= 0
 
 
+def test_speedup_runs_measure_separately_and_the_row_gives_each_and_the_median():
+    calls = []
+    runs = benchmark.speedup_runs(lambda: calls.append('stock'), lambda: calls.append('hpu'),
+                                  torch.device('cpu'), runs=3, reps=2, warmup=1)
+    assert len(runs) == 3 and calls == ['stock', 'hpu'] * 9  # (1 warm-up + 2) per run
+    row = benchmark.speedup_row('case', [(30.0, 10.0), (20.0, 10.0), (40.0, 10.0)])
+    assert row.split()[1:4] == ['30.0', '10.0', '3.00x']  # medians of times and of ratios
+    assert row.endswith('3.00, 2.00, 4.00')
+    row = benchmark.speedup_row('case', [(10.0, 5.0), (40.0, 10.0)])  # even count: the mean
+    assert row.split()[1:4] == ['25.0', '7.5', '3.00x']
+
+
 def test_dense_head_benchmark_cases_have_the_stated_statistics():
     sys.path.insert(0, osp.join(REPO, 'tools'))
     try:
@@ -117,11 +129,32 @@ def test_anchor_head_loss_runs_time_one_step_each():
             torch.testing.assert_close(second, first)
 
 
+def _speedups_of(out, case):
+    """The per-run speed-ups printed after ``case``'s median."""
+    line = next(line for line in out.splitlines() if line.startswith(case))
+    return line.split('x  ', 1)[1].split(', ')
+
+
 def test_anchor_head_benchmark_prints_every_case(capsys):
     bench = _anchor_bench()
     bench.main([osp.join(REPO, 'configs', 'ssd', 'ssd300_coco.py'), '--img-size', '96',
-                '--batch-size', '1', '--num-gt', '2', '--reps', '1', '--warmup', '0'])
+                '--batch-size', '1', '--num-gt', '2', '--reps', '1', '--warmup', '0',
+                '--runs', '2'])
     out = capsys.readouterr().out
     for case in ('targets + loss + backward', 'post-processing, sparse scores',
                  'post-processing, dense scores'):
-        assert case in out
+        assert len(_speedups_of(out, case)) == 2
+
+
+def test_dense_head_benchmark_prints_every_case(capsys):
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    try:
+        import benchmark_dense_heads as bench
+    finally:
+        sys.path.pop(0)
+    bench.main(['--heads', 'atss', '--img-size', '128', '--reps', '1', '--warmup', '0',
+                '--runs', '2'])
+    out = capsys.readouterr().out
+    for case in ('targets+loss+backward', 'post-processing fresh', 'post-processing sparse',
+                 'post-processing crowded'):
+        assert len(_speedups_of(out, f'atss {case}')) == 2
