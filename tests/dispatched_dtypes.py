@@ -1,4 +1,5 @@
-"""Record what a function dispatches: (op name, dtype) of every tensor it touches."""
+"""Record what a function dispatches (op name, dtype of every tensor it touches), and run the
+device path of ``mmdet_hpu.models.utils.cpu_speedups`` on the CPU."""
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
@@ -28,3 +29,9 @@ def byte_ops_and_dtype_views(fn):
     seen = dispatched_dtypes(fn)
     return ({op for op, dtype in seen if dtype == torch.uint8},
             {op for op, _ in seen if op == 'aten.view.dtype'})
+
+
+def take_device_path(monkeypatch):
+    """Make ``use_cpu_speedups`` answer False: the path HPU and CUDA tensors take."""
+    from mmdet_hpu.models.utils import cpu_speedups
+    monkeypatch.setattr(cpu_speedups, 'use_cpu_speedups', lambda tensor: False)

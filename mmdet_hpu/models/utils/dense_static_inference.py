@@ -101,13 +101,13 @@ def select_level_candidates(cls_map: torch.Tensor, num_base: int, num_classes: i
     if k < num_anchors:
         # Slots s = p * H * W + pos (the maps' own order, converted to mmdet's at the end).
         _, slots = cell_max.amax(2).reshape(num_imgs, num_anchors).topk(k, dim=1, sorted=False)
-        prior = None if num_base == 1 else torch.div(slots, num_pos, rounding_mode='floor')
+        prior = _base_prior(slots, num_base, num_pos)
         first = _cell_offsets(slots, prior, depth, num_pos, group, num_groups)
         cell_inds = _cell_offsets(slots, prior, num_groups, num_pos, 1, num_groups)
         cells = torch.gather(cell_max.reshape(num_imgs, -1), 1, cell_inds)
     else:
         slots = torch.arange(num_anchors, device=maps.device)[None]
-        prior = None if num_base == 1 else torch.div(slots, num_pos, rounding_mode='floor')
+        prior = _base_prior(slots, num_base, num_pos)
         first = _cell_offsets(slots, prior, depth, num_pos, group, num_groups).expand(num_imgs, -1)
         cells = cell_max.reshape(num_imgs, -1)
     _, picked = top_or_all(cells, k)
@@ -121,13 +121,18 @@ def select_level_candidates(cls_map: torch.Tensor, num_base: int, num_classes: i
     return scores, anchors, labels, scores > score_thr
 
 
+def _base_prior(slots: torch.Tensor, num_base: int, num_pos: int) -> Optional[torch.Tensor]:
+    """The base prior p of (B, K) slots ``p * H * W + pos``; None when P = 1 (always 0)."""
+    return None if num_base == 1 else torch.div(slots, num_pos, rounding_mode='floor')
+
+
 def _cell_offsets(slots: torch.Tensor, prior: Optional[torch.Tensor], depth: int, num_pos: int,
                   group: int, num_groups: int) -> torch.Tensor:
     """Offsets of class ``g * group`` of some slots in a (B, P, depth, H * W) map, every g.
 
     Args:
         slots (Tensor): (B, K) or (1, K) long, ``p * H * W + pos``.
-        prior (Tensor | None): ``slots // (H * W)`` (the base prior p), None when P = 1.
+        prior (Tensor | None): :func:`_base_prior` of the slots.
         depth, num_pos: channels per base prior, H * W.
         group (int): classes per cell (1 to index the (B, P, G, H * W) cell maxima).
         num_groups (int): G.

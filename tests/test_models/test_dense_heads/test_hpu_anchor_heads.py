@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from dense_head_cases import count_nms_calls
-from dispatched_dtypes import byte_ops_and_dtype_views
+from dispatched_dtypes import byte_ops_and_dtype_views, take_device_path
 from mmdet.models.builder import build_head
 
 import mmdet_hpu  # noqa: F401  (registers the HPU heads)
@@ -384,8 +384,7 @@ def test_ssd_hard_negatives_rank_as_the_float_sort(path, monkeypatch):
     """Sorting the int32 bits (CPU) or the floats (other devices) ranks negatives as the
     float sort; the other anchors go last."""
     if path == 'device':
-        from mmdet_hpu.models.utils import cpu_speedups
-        monkeypatch.setattr(cpu_speedups, 'use_cpu_speedups', lambda tensor: False)
+        take_device_path(monkeypatch)
     from mmdet_hpu.models.dense_heads.hpu_ssd_head import HPUSSDHead
     gen = torch.Generator().manual_seed(0)
     loss = torch.rand(3, 200, generator=gen) * 10

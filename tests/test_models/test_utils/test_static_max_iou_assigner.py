@@ -3,7 +3,7 @@ import itertools
 
 import pytest
 import torch
-from dispatched_dtypes import byte_ops_and_dtype_views
+from dispatched_dtypes import byte_ops_and_dtype_views, take_device_path
 from mmdet.core.bbox.assigners import ATSSAssigner, MaxIoUAssigner
 from mmdet.core.bbox.iou_calculators import bbox_overlaps
 
@@ -61,8 +61,7 @@ def speedups(request, monkeypatch):
     """Run a test with the CPU-only integer tricks (``cpu_speedups``) and without them, the
     path every other device (HPU, CUDA) takes."""
     if request.param == 'device path':
-        from mmdet_hpu.models.utils import cpu_speedups
-        monkeypatch.setattr(cpu_speedups, 'use_cpu_speedups', lambda tensor: False)
+        take_device_path(monkeypatch)
     return request.param
 
 
