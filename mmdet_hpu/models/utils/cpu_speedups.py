@@ -1,12 +1,13 @@
-"""Where the CPU-only integer tricks of the static heads apply.
+"""Where the CPU-only tricks of the static heads apply.
 
-A few exact rewrites are CPU speed-ups measured on this project's machine: a 1-byte first-match
+A few rewrites are CPU speed-ups measured on this project's machine: a 1-byte first-match
 pass instead of ``max`` with indices (``static_max_iou_assigner``), the int32 bit patterns of
-non-negative losses sorted instead of the floats (``HPUSSDHead``). Other devices take the plain
-op with the same result: a graph compiler gains nothing from the trick, and a device's kernels
-for 1-byte arithmetic or dtype reinterpretation are not guaranteed (on Gaudi an op without a
-kernel falls back to the host, a copy each way). Tests patch :func:`use_cpu_speedups` to run the
-device path on the CPU.
+non-negative losses sorted instead of the floats (``HPUSSDHead``), both exact, and ``exp2`` of
+a scaled difference instead of ``exp`` (``fused_cross_entropy``, ~1e-7 relative). Other devices
+take the plain op: a graph compiler gains nothing from the trick, and a device's kernels for
+1-byte arithmetic, dtype reinterpretation or ``exp2`` are not guaranteed (on Gaudi an op without
+a kernel falls back to the host, a copy each way). Tests patch :func:`use_cpu_speedups` to run
+the device path on the CPU.
 """
 import torch
 

@@ -5,8 +5,36 @@ permuted copy of the map, but on the CPU its softmax along a non-last axis is sl
 keeps the full log-softmax plus a zero-filled NLL gradient. Here the loss of every anchor is
 ``logsumexp(x) - x[label]``; the forward keeps ``exp(x - max)`` (one full buffer) and the
 backward turns it into the gradient ``(softmax(x) - onehot(label)) * g`` in place.
+On the CPU the exponential is taken as ``exp2((x - max) * log2(e))`` (see :func:`_shifted_exp`).
 """
 import torch
+
+from . import cpu_speedups
+
+LOG2_E = 1.4426950408889634
+
+
+def _shifted_exp(logits: torch.Tensor, peak: torch.Tensor) -> torch.Tensor:
+    """``exp(logits - peak)`` in a new buffer.
+
+    On the CPU, ``exp2`` is about 1.8x faster than ``exp`` (vectorised AVX2 kernels) and one
+    in-place scale by log2(e) costs less than the difference: the whole cross-entropy forward
+    of an SSD300 batch of 8 takes ~11% less time (``tools/benchmark_anchor_heads.py``). The
+    difference ``x - max`` is formed first, so the best class still gets exactly 1 (a dominant
+    label's loss keeps log-softmax's rounding); each other term moves by ~1e-7 relative. Other
+    devices take ``exp`` (:mod:`~mmdet_hpu.models.utils.cpu_speedups`).
+
+    Args:
+        logits (Tensor): (N, C, L).
+        peak (Tensor): (N, 1, L) class maximum.
+
+    Returns:
+        Tensor: (N, C, L).
+    """
+    shifted = torch.sub(logits, peak)
+    if cpu_speedups.use_cpu_speedups(shifted):
+        return shifted.mul_(LOG2_E).exp2_()
+    return shifted.exp_()
 
 
 class _CrossEntropyMaps(torch.autograd.Function):
@@ -15,7 +43,7 @@ class _CrossEntropyMaps(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, labels):
         peak = logits.amax(dim=1, keepdim=True)
-        exp = torch.sub(logits, peak).exp_()
+        exp = _shifted_exp(logits, peak)
         total = exp.sum(dim=1, keepdim=True)
         index = labels[:, None]
         # log(sum) - (x[label] - max): log-softmax's order (exact for a dominant label).
