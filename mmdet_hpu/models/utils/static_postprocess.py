@@ -137,14 +137,13 @@ def nms_input_per_image(boxes: torch.Tensor, labels: torch.Tensor,
     Returns:
         Tensor: (B, K, 4) shifted boxes (finite, also where invalid).
     """
-    inf = torch.full_like(boxes, float('inf'))
-    valid_4 = valid[..., None]
-    low = torch.where(valid_4, boxes, inf).amin(dim=(1, 2), keepdim=True)
-    high = torch.where(valid_4, boxes, -inf).amax(dim=(1, 2), keepdim=True)
+    # Per-box extremes first: the masks then act on (B, K), not on broadcast (B, K, 4).
+    low = torch.where(valid, boxes.amin(dim=2), float('inf')).amin(dim=1, keepdim=True)
+    high = torch.where(valid, boxes.amax(dim=2), float('-inf')).amax(dim=1, keepdim=True)
     # An image without valid boxes: low = inf, high = -inf -> span 1 (NMS skips them anyway).
     span = (high - low).clamp(min=0) + 1
     low = torch.where(torch.isfinite(low), low, torch.zeros_like(low))
-    return boxes - low + labels[..., None].to(boxes.dtype) * span
+    return boxes - low[..., None] + (labels.to(boxes.dtype) * span)[..., None]
 
 
 def batched_nms_fixed(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
