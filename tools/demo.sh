@@ -16,14 +16,15 @@ start=$(date +%s)
 
 # On a busy machine torch's OpenMP threads spin-wait on each other when the cores are
 # oversubscribed (measured at load ~14 on 2 cores: 0.24 images/s with 2 threads, 2.8 with
-# 1); use one thread when the load average is at least the number of cores, unless the
-# user chose OMP_NUM_THREADS.
-if [ -z "${OMP_NUM_THREADS:-}" ] && [ -r /proc/loadavg ]; then
-  load=$(cut -d' ' -f1 /proc/loadavg)
-  cores=$(nproc)
-  if awk -v l="$load" -v c="$cores" 'BEGIN { exit !(l >= c) }'; then
-    export OMP_NUM_THREADS=1
-    echo "demo: busy machine (load average $load on $cores cores): OMP_NUM_THREADS=1"
+# 1); leave the CPUs that other processes keep busy right now (tools/cpu_threads.py samples
+# /proc/stat for a second; the load average would still count a job that just ended),
+# unless the user chose OMP_NUM_THREADS.
+if [ -z "${OMP_NUM_THREADS:-}" ] \
+    && threads=$("$BIN/python" "$(dirname "$0")/cpu_threads.py" 2>/dev/null); then
+  read -r n busy cpus usable <<<"$threads"
+  if [ "$n" -lt "$usable" ]; then
+    export OMP_NUM_THREADS=$n
+    echo "demo: busy machine ($busy of $cpus CPUs in use by others): OMP_NUM_THREADS=$n"
   fi
 fi
 
