@@ -87,18 +87,15 @@ class HPUSSDHead(StaticAnchorHeadMixin, SSDHead):
         Returns:
             Tensor: (B,) per-image loss (stock returns each as a (1,) tensor).
         """
-        num_anchors = labels.shape[1]
-        loss_all = loss_all * label_weights
         positive = labels < self.num_classes
         negative = labels == self.num_classes
         num_neg = torch.minimum(positive.sum(dim=1) * self._neg_pos_ratio, negative.sum(dim=1))
-        neg_loss = torch.where(negative, loss_all, torch.zeros_like(loss_all))
-        order = self._hardest_first(loss_all, negative)
-        ranked = neg_loss.gather(1, order)
-        ranks = torch.arange(num_anchors, device=labels.device)
-        hardest = torch.where(ranks < num_neg[:, None], ranked, torch.zeros_like(ranked))
-        loss_pos = torch.where(positive, loss_all, torch.zeros_like(loss_all)).sum(dim=1)
-        return (loss_pos + hardest.sum(dim=1)) / num_total_pos
+        weighted = loss_all * label_weights
+        order = self._hardest_first(weighted, negative)
+        ranks = torch.arange(labels.shape[1], device=labels.device).expand_as(order)
+        # The chosen negatives as a mask in anchor order (no gradient flows through ranking).
+        hardest = torch.zeros_like(negative).scatter_(1, order, ranks < num_neg[:, None])
+        return torch.where(positive | hardest, weighted, 0.0).sum(dim=1) / num_total_pos
 
     @staticmethod
     def _hardest_first(loss_all: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
