@@ -187,7 +187,8 @@ def select_candidates(cls_scores: Sequence[torch.Tensor], bbox_preds: Sequence[t
     Returns:
         Candidates: see the class.
     """
-    scores, labels, valid, inds, preds, factors, start = [], [], [], [], [], [], 0
+    num_imgs = cls_scores[0].shape[0]
+    scores, labels, valid, inds, start = [], [], [], [], 0
     for level, cls_map in enumerate(cls_scores):
         level_scores, level_inds, level_labels, level_valid = select_level_candidates(
             cls_map, num_base[level], num_classes, use_sigmoid, score_thr, nms_pre)
@@ -196,44 +197,17 @@ def select_candidates(cls_scores: Sequence[torch.Tensor], bbox_preds: Sequence[t
         valid.append(level_valid)
         inds.append(level_inds + start)  # index among the anchors of all levels
         start += mlvl_priors[level].shape[0]
-        preds.append(gather_anchor_rows(bbox_preds[level], level_inds, num_base[level]))
-        if score_factors is not None:
-            factors.append(gather_anchor_rows(score_factors[level], level_inds,
-                                              num_base[level]).squeeze(2))
     inds = torch.cat(inds, 1)
+    preds = torch.cat([pred.permute(0, 2, 3, 1).reshape(num_imgs, -1, 4)
+                       for pred in bbox_preds], 1)
     priors = torch.cat(list(mlvl_priors)).index_select(0, inds.reshape(-1))
+    factors = None
+    if score_factors is not None:
+        factors = torch.gather(torch.cat([factor.permute(0, 2, 3, 1).reshape(num_imgs, -1)
+                                          for factor in score_factors], 1), 1, inds)
     return Candidates(torch.cat(scores, 1), torch.cat(labels, 1), torch.cat(valid, 1),
-                      torch.cat(preds, 1), priors.reshape(*inds.shape, -1),
-                      torch.cat(factors, 1) if factors else None)
-
-
-def gather_anchor_rows(level_map: torch.Tensor, anchors: torch.Tensor, num_base: int
-                       ) -> torch.Tensor:
-    """The channels of some anchors, read straight from a channel-first map.
-
-    Equal to ``level_map.permute(0, 2, 3, 1).reshape(B, -1, D)`` gathered at ``anchors``,
-    without the permuted copy of the map (channel ``p * D + d`` of position ``pos`` is anchor
-    ``pos * P + p``, mmdet's order).
-
-    Args:
-        level_map (Tensor): (B, P * D, H, W), e.g. box regressions (D = 4).
-        anchors (Tensor): (B, K) long mmdet anchor indices of the level.
-        num_base (int): P, base priors per position.
-
-    Returns:
-        Tensor: (B, K, D).
-    """
-    num_imgs, channels, height, width = level_map.shape
-    num_pos, depth = height * width, channels // num_base
-    if num_base == 1:
-        first = anchors  # offset of channel 0
-    else:
-        pos = torch.div(anchors, num_base, rounding_mode='floor')
-        first = pos + (anchors - pos * num_base) * (depth * num_pos)
-    steps = torch.arange(depth, device=anchors.device) * num_pos
-    index = (first[:, None, :] + steps[None, :, None]).reshape(num_imgs, -1)  # (B, D * K)
-    rows = torch.gather(level_map.reshape(num_imgs, -1), 1, index)
-    return rows.reshape(num_imgs, depth, -1).transpose(1, 2)
+                      torch.gather(preds, 1, inds[..., None].expand(*inds.shape, 4)),
+                      priors.reshape(num_imgs, inds.shape[1], -1), factors)
 
 
 def level_maps(maps: torch.Tensor, num_base: int) -> torch.Tensor:

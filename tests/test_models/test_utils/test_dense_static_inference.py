@@ -58,16 +58,6 @@ def test_class_group_size_is_the_divisor_closest_to_the_square_root():
     assert [dsi.class_group_size(c) for c in (80, 20, 7, 1, 12)] == [8, 4, 1, 1, 3]
 
 
-@pytest.mark.parametrize('num_base,depth', [(1, 4), (9, 4), (1, 1), (6, 1)])
-def test_gather_anchor_rows_equals_gathering_the_permuted_map(num_base, depth):
-    gen = torch.Generator().manual_seed(num_base * 10 + depth)
-    level_map = torch.randn(2, num_base * depth, 5, 7, generator=gen)
-    anchors = torch.randint(0, num_base * 35, (2, 30), generator=gen)
-    permuted = level_map.permute(0, 2, 3, 1).reshape(2, -1, depth)
-    expected = torch.gather(permuted, 1, anchors[..., None].expand(2, 30, depth))
-    assert torch.equal(dsi.gather_anchor_rows(level_map, anchors, num_base), expected)
-
-
 def test_nms_input_per_image_shifts_each_image_by_its_valid_boxes_only():
     boxes = torch.tensor([[[5., 6., 9., 8.], [-100., -50., 900., 700.], [7., 2., 12., 4.]],
                           [[1., 1., 2., 2.], [3., 3., 4., 4.], [0., 0., 1., 1.]]])
