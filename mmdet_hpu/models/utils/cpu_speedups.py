@@ -1,8 +1,9 @@
 """Where the CPU-only tricks of the static heads apply.
 
 A few rewrites are CPU speed-ups measured on this project's machine: a 1-byte first-match
-pass instead of ``max`` with indices (``static_max_iou_assigner``), the int32 bit patterns of
-non-negative losses sorted instead of the floats (``HPUSSDHead``), both exact, and ``exp2`` of
+pass instead of ``max`` with indices (``static_max_iou_assigner``), a radix select over the
+int32 bit patterns of non-negative losses instead of a float sort (``HPUSSDHead``,
+``radix_select``), both exact, and ``exp2`` of
 a scaled difference instead of ``exp`` (``fused_cross_entropy``, ~1e-7 relative). Other devices
 take the plain op: a graph compiler gains nothing from the trick, and a device's kernels for
 1-byte arithmetic, dtype reinterpretation or ``exp2`` are not guaranteed (on Gaudi an op without

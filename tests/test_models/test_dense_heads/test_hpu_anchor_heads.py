@@ -380,26 +380,30 @@ def test_pre_nms_inference_has_no_graph_break(kind):
 
 
 @pytest.mark.parametrize('path', ['cpu', 'device'])
-def test_ssd_hard_negatives_rank_as_the_float_sort(path, monkeypatch):
-    """Sorting the int32 bits (CPU) or the floats (other devices) ranks negatives as the
-    float sort; the other anchors go last."""
+def test_ssd_hard_negatives_are_the_k_largest_losses(path, monkeypatch):
+    """The radix select of the int32 bits (CPU) or the float sort (other devices) picks, per
+    image, k negatives whose losses are the k largest negative losses (ties, 0, -0.0 and inf
+    included), and nothing else."""
     if path == 'device':
         take_device_path(monkeypatch)
     from mmdet_hpu.models.dense_heads.hpu_ssd_head import HPUSSDHead
     gen = torch.Generator().manual_seed(0)
-    loss = torch.rand(3, 200, generator=gen) * 10
-    loss[:, ::7] = 2.5  # ties
+    loss = torch.rand(4, 200, generator=gen) * 10
+    loss[:, ::7] = 2.5  # ties, also at the cut
     loss[0, 3] = 0.0
     loss[1, 4] = -0.0
     loss[2, 5] = float('inf')
-    negative = torch.rand(3, 200, generator=gen) > 0.3
+    negative = torch.rand(4, 200, generator=gen) > 0.3
     negative[:, 3:6] = True
-    order = HPUSSDHead._hardest_first(loss, negative)
-    dtype_views = byte_ops_and_dtype_views(lambda: HPUSSDHead._hardest_first(loss, negative))[1]
+    num_neg = torch.tensor([0, 17, int(negative[2].sum()), 40])
+    num_neg[3] = int((loss[3][negative[3]] > 2.5).sum()) + 3  # cut inside the 2.5 ties
+    chosen = HPUSSDHead._hardest_negatives(loss, negative, num_neg)
+    dtype_views = byte_ops_and_dtype_views(
+        lambda: HPUSSDHead._hardest_negatives(loss, negative, num_neg))[1]
     assert bool(dtype_views) == (path == 'cpu')  # the bit view stays on the CPU
-    num_neg = negative.sum(dim=1)
-    for img in range(3):
-        head = order[img, :num_neg[img]]
-        assert negative[img, head].all() and not negative[img, order[img, num_neg[img]:]].any()
-        expected = loss[img][negative[img]].sort(descending=True).values
-        assert torch.equal(loss[img, head].abs(), expected.abs())
+    for img in range(4):
+        assert not chosen[img, ~negative[img]].any()
+        assert int(chosen[img].sum()) == int(num_neg[img])
+        expected = loss[img][negative[img]].sort(descending=True).values[:num_neg[img]]
+        picked = loss[img][chosen[img]].sort(descending=True).values
+        assert torch.equal(picked.abs(), expected.abs())
