@@ -30,7 +30,7 @@ def largest_k_mask(keys: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     num_rows, num_cols = keys.shape
     wide = keys.long()
     candidate = keys >= 0
-    # r: the rank of the k-th largest key among the candidates that share the digits so far.
+    # remaining: the rank of the k-th largest key among the candidates sharing `prefix`.
     remaining = torch.minimum(k, candidate.sum(dim=1))[:, None]
     prefix = torch.zeros(num_rows, 1, dtype=torch.long, device=keys.device)
     ones = torch.ones(1, 1, dtype=torch.long, device=keys.device).expand(num_rows, num_cols)
