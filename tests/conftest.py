@@ -3,6 +3,9 @@
 * ``fake_habana``: runs the test against the fake Habana bridge in ``tests/fake_habana``
   (see the docstring of ``tests/fake_habana/habana_frameworks/__init__.py``) and yields
   its call recorder.
+* ``speedups``: runs the test twice, with the CPU-only tricks of
+  ``mmdet_hpu.models.utils.cpu_speedups`` (``'cpu path'``) and without them (``'device path'``,
+  the path HPU and CUDA tensors take); yields which.
 * ``@pytest.mark.hpu``: the test needs a real Gaudi; skipped elsewhere.
 """
 import importlib.util
@@ -11,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from dispatched_dtypes import take_device_path
 
 FAKE_HABANA_ROOT = Path(__file__).parent / 'fake_habana'
 HABANA_ENV_VARS = ('PT_HPU_LAZY_MODE', 'PT_HPU_AUTOCAST_LOWER_PRECISION_OPS_LIST',
@@ -101,3 +105,12 @@ def _fresh_mmcv_loggers():
             logger.removeHandler(handler)
             handler.close()
     mmcv_logging.logger_initialized.clear()
+
+
+@pytest.fixture(params=['cpu path', 'device path'])
+def speedups(request, monkeypatch):
+    """Run a test with the CPU-only tricks (``cpu_speedups``) and without them, the path every
+    other device (HPU, CUDA) takes."""
+    if request.param == 'device path':
+        take_device_path(monkeypatch)
+    return request.param

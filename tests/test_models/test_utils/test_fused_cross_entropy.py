@@ -3,16 +3,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from dispatched_dtypes import dispatched_dtypes, take_device_path
+from dispatched_dtypes import dispatched_dtypes
 
 from mmdet_hpu.models.utils.fused_cross_entropy import cross_entropy_maps
-
-
-@pytest.fixture(params=['cpu path', 'device path'])
-def speedups(request, monkeypatch):
-    if request.param == 'device path':
-        take_device_path(monkeypatch)
-    return request.param
 
 
 @pytest.mark.parametrize('scale', [1.0, 30.0])  # 30: logits far apart (max subtraction)

@@ -3,7 +3,7 @@ import itertools
 
 import pytest
 import torch
-from dispatched_dtypes import byte_ops_and_dtype_views, take_device_path
+from dispatched_dtypes import byte_ops_and_dtype_views
 from mmdet.core.bbox.assigners import ATSSAssigner, MaxIoUAssigner
 from mmdet.core.bbox.iou_calculators import bbox_overlaps
 
@@ -54,15 +54,6 @@ OPTIONS = list(itertools.product(
     [True, False],                    # gt_max_assign_all
     [True, False],                    # match_low_quality
 ))
-
-
-@pytest.fixture(params=['cpu path', 'device path'])
-def speedups(request, monkeypatch):
-    """Run a test with the CPU-only integer tricks (``cpu_speedups``) and without them, the
-    path every other device (HPU, CUDA) takes."""
-    if request.param == 'device path':
-        take_device_path(monkeypatch)
-    return request.param
 
 
 @pytest.mark.parametrize('pos,neg,min_pos,assign_all,low_quality', OPTIONS)
