@@ -17,6 +17,7 @@ import torch
 from .allowlist import safe_globals
 from .checksum import verify_checksum
 from .errors import CheckpointReadError, UnsafeCheckpointError
+from .zip_crc import verify_zip_crcs
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,8 @@ def load_checkpoint_safe(filename, map_location='cpu', allow_unsafe=None, source
     Raises:
         UnsafeCheckpointError: The file holds objects outside the allow-list.
         CheckpointReadError: The file is missing, truncated or corrupt (whatever
-            exception torch raises on bad bytes becomes this error), or its content does
+            exception torch raises on bad bytes becomes this error), an entry of the zip
+            archive does not match its stored CRC-32 (:mod:`.zip_crc`), or its content does
             not match the checksum recorded by :func:`~.saving.build_checkpoint`.
     """
     filename = osp.expanduser(filename)
@@ -128,6 +130,7 @@ def load_checkpoint_safe(filename, map_location='cpu', allow_unsafe=None, source
                                   '(--resume-from, load_from or the test checkpoint).')
     if allow_unsafe is None:
         allow_unsafe = trust_legacy_checkpoints()
+    verify_zip_crcs(filename, shown)
     return verify_checksum(_load(filename, shown, map_location, allow_unsafe), shown)
 
 

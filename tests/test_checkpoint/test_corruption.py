@@ -19,6 +19,7 @@ from mmdet_hpu.checkpoint import (
     save_checkpoint_atomic,
     update_latest,
 )
+from mmdet_hpu.checkpoint import loading
 from mmdet_hpu.checkpoint.checksum import KEY, PARTS
 from mmdet_hpu.errors import UserError
 
@@ -100,7 +101,9 @@ def test_every_flipped_byte_is_an_error_or_harmless(tmp_path, stride):
     assert errors > len(in_data)
 
 
-def test_checksum_names_the_changed_part(tmp_path):
+def test_checksum_names_the_changed_part(tmp_path, monkeypatch):
+    """The content checksum on its own (the zip CRC check, which fires first, switched off)."""
+    monkeypatch.setattr(loading, 'verify_zip_crcs', lambda filename, shown: None)
     path = _save(str(tmp_path), 1)
     start, end = _data_ranges(path)[0]
     with open(path, 'r+b') as f:
@@ -113,6 +116,71 @@ def test_checksum_names_the_changed_part(tmp_path):
     assert 'checksum of its state_dict' in str(err.value) and KEY in str(err.value)
 
 
+def _entry_range(path, suffix):
+    """Byte range of the zip entry whose name ends with ``suffix`` (stored, uncompressed)."""
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith(suffix))
+    with open(path, 'rb') as raw:
+        raw.seek(info.header_offset + 26)
+        name_len, extra_len = np.frombuffer(raw.read(4), dtype='<u2')
+    start = info.header_offset + 30 + int(name_len) + int(extra_len)
+    return start, start + info.file_size
+
+
+def _record_version_position(path):
+    """File offset of the checksum record's version number: the record is pickled last, as
+    ``dict(version=1, ...)``, so its first ``BININT1 1`` after the key is the version."""
+    start, end = _entry_range(path, '/data.pkl')
+    pickled = open(path, 'rb').read()[start:end]
+    opcode = pickled.index(b'K\x01', pickled.index(KEY.encode()))
+    return start + opcode + 1
+
+
+def test_a_flip_that_still_unpickles_is_refused_by_the_zip_crc(tmp_path, monkeypatch):
+    """Version 1 -> 17 in the checksum record unpickles fine and turns the content check off
+    (a record of an unknown version is not verified): the entry's CRC-32 still catches it."""
+    path = _save(str(tmp_path), 1)
+    position = _record_version_position(path)
+    flipped = _flip(open(path, 'rb').read(), position)
+    with open(path, 'wb') as f:
+        f.write(flipped)
+    with pytest.raises(CheckpointReadError) as err:
+        load_checkpoint_safe(path)
+    assert "'archive/data.pkl'" in str(err.value) and 'earlier checkpoint' in str(err.value)
+    # Without the zip check the same file loads: the content checksum alone misses it.
+    monkeypatch.setattr(loading, 'verify_zip_crcs', lambda filename, shown: None)
+    assert load_checkpoint_safe(path)['meta']['epoch'] == 1
+
+
+def test_every_entry_is_crc_checked_stock_files_too(tmp_path):
+    """A plain ``torch.save`` file (no mmdet-hpu checksum): a flipped tensor byte is refused."""
+    path = str(tmp_path / 'stock.pth')
+    torch.save(dict(state_dict=TinyNet().state_dict(), meta=dict(epoch=1)), path)
+    start, _ = _data_ranges(path)[-1]
+    flipped = _flip(open(path, 'rb').read(), start, 0x01)
+    with open(path, 'wb') as f:
+        f.write(flipped)
+    with pytest.raises(CheckpointReadError, match='zip archive does not match'):
+        load_checkpoint_safe(path)
+
+
+def test_files_written_without_crcs_still_load(tmp_path):
+    """torch writes CRC 0 when ``compute_crc32`` is off: those entries are not checked."""
+    config = getattr(getattr(torch.utils, 'serialization', None), 'config', None)
+    if config is None or not hasattr(config.save, 'compute_crc32'):
+        pytest.skip(f'torch {torch.__version__} has no compute_crc32 switch')
+    path = str(tmp_path / 'no_crc.pth')
+    config.save.compute_crc32 = False
+    try:
+        _save(str(tmp_path), 1)
+        os.replace(str(tmp_path / 'epoch_1.pth'), path)
+    finally:
+        config.save.compute_crc32 = True
+    with zipfile.ZipFile(path) as archive:
+        assert {info.CRC for info in archive.infolist()} == {0}
+    assert load_checkpoint_safe(path)['meta']['epoch'] == 1
+
+
 def test_auto_resume_skips_a_checkpoint_whose_checksum_fails(tmp_path, caplog):
     first = _save(str(tmp_path), 1)
     second = _save(str(tmp_path), 2)
@@ -122,7 +190,7 @@ def test_auto_resume_skips_a_checkpoint_whose_checksum_fails(tmp_path, caplog):
     with open(second, 'wb') as f:
         f.write(data)
     assert find_resume_checkpoint(str(tmp_path)) == first
-    assert 'does not match its content' in caplog.text
+    assert 'does not match its content' in caplog.text and 'epoch_2.pth' in caplog.text
 
 
 def test_checksum_tolerates_removed_parts_and_is_not_resaved(tmp_path):
