@@ -16,10 +16,10 @@ from mmdet_hpu.checkpoint import (
     CheckpointReadError,
     CheckpointWriteError,
     load_checkpoint_safe,
+    loading,
     save_checkpoint_atomic,
     update_latest,
 )
-from mmdet_hpu.checkpoint import loading
 from mmdet_hpu.checkpoint.checksum import KEY, PARTS
 from mmdet_hpu.errors import UserError
 
