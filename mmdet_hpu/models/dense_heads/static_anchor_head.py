@@ -271,7 +271,7 @@ class StaticAnchorHeadMixin:
         best-class score at the ``nms_pre``-th place, nor two detections at the
         ``max_per_img``-th place after NMS; NMS itself may differ only for IoUs within
         ~1e-3 of the threshold (float32 rounding of the group offsets, as in stock; see
-        :func:`~mmdet_hpu.models.utils.static_postprocess.nms_input_per_image`). With
+        :func:`~mmdet_hpu.models.utils.static_postprocess.boxes_apart_by_group`). With
         ``nms_pre <= 0`` every pair is a candidate (stock then drops the last one, a quirk of
         its slicing).
 

@@ -3,7 +3,7 @@
 Stock mmdet filters candidates per image with boolean indexing and ``nonzero`` before calling
 NMS, so every tensor has a data-dependent length. Here thresholds become masks, fixed top-k's
 select ``nms_pre`` candidates per image, NMS runs per image on the valid ones among those K
-(classes moved apart, see :func:`nms_input_per_image`) and returns a fixed-shape (B, K) keep mask
+(classes moved apart, see :func:`boxes_apart_by_group`) and returns a fixed-shape (B, K) keep mask
 (:func:`nms_keep_mask`, one custom op: a graph compiler sees static shapes end to end), and the
 result is packed back into ``max_per_img`` rows per image plus a count.
 """
@@ -20,24 +20,23 @@ GROUPED_NMS_MIN = 512
 @torch.library.custom_op('mmdet_hpu::nms_keep_mask', mutates_args=())
 def nms_keep_mask(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor,
                   valid: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Greedy NMS of each image's valid candidates, as a fixed-shape keep mask.
+    """Greedy NMS of each image's valid candidates within each group, as a fixed-shape mask.
 
-    The boxes come from :func:`nms_input_per_image`: groups (classes) of one image lie apart,
-    so NMS never lets one group suppress another and it can run group by group without
-    changing its result (same coordinates, same IoUs). Per image, the valid candidates are
-    taken out and NMS'd with ``torchvision.ops.nms``: in one call, or, above
-    :data:`GROUPED_NMS_MIN` candidates, one call per group (the cost of a call grows with
-    candidates x kept boxes, so splitting crowded images saves most of it). Invalid candidates
-    are never compared. To a graph compiler (dynamo, ``hpu_backend``) this is one op from
-    fixed shapes to a (B, K) mask: the data-dependent lengths never leave it.
+    Per image, the valid candidates are taken out, moved apart by group
+    (:func:`boxes_apart_by_group`, so NMS never lets one group suppress another and it can run
+    group by group without changing its result) and NMS'd with ``torchvision.ops.nms``: in one
+    call, or, above :data:`GROUPED_NMS_MIN` candidates, one call per group (the cost of a call
+    grows with candidates x kept boxes, so splitting crowded images saves most of it). Invalid
+    candidates are never touched. To a graph compiler (dynamo, ``hpu_backend``) this is one op
+    from fixed shapes to a (B, K) mask: the data-dependent lengths never leave it.
 
     Args:
         boxes (Tensor): (B, K, 4) boxes; only boxes of the same image are compared.
         scores (Tensor): (B, K) scores.
-        groups (Tensor): (B, K) long group (class) of each candidate.
+        groups (Tensor): (B, K) long group (class; zeros: class-agnostic) of each candidate.
         valid (Tensor): (B, K) bool, False for candidates to drop.
         iou_threshold (float): A box is suppressed when its IoU with a kept, higher-scoring
-            box is > this.
+            box of its group is > this.
 
     Returns:
         Tensor: (B, K) bool, True for the boxes NMS keeps (never an invalid one).
@@ -48,13 +47,34 @@ def nms_keep_mask(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tenso
         inds = valid[img].nonzero().squeeze(1)
         if inds.numel() == 0:
             continue
+        img_groups = groups[img, inds]
+        img_boxes = boxes_apart_by_group(boxes[img, inds], img_groups)
         if inds.numel() > GROUPED_NMS_MIN:
-            kept = _grouped_nms(boxes[img, inds], scores[img, inds], groups[img, inds],
-                                iou_threshold)
+            kept = _grouped_nms(img_boxes, scores[img, inds], img_groups, iou_threshold)
         else:
-            kept = torchvision.ops.nms(boxes[img, inds], scores[img, inds], iou_threshold)
+            kept = torchvision.ops.nms(img_boxes, scores[img, inds], iou_threshold)
         keep[img].index_fill_(0, inds[kept], True)
     return keep
+
+
+def boxes_apart_by_group(boxes: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """One image's (N, 4) boxes moved so that boxes of different groups never overlap.
+
+    Boxes are shifted by ``-lo`` and then x and y by ``group * span`` (``lo``, ``span``: the
+    smallest coordinate and the coordinate extent + 1 of these boxes): mmcv's ``batched_nms``
+    trick, with coordinates below ``C * span`` as in stock (float32 rounding of the offsets may
+    flip only IoUs within ~1e-3 of the threshold, as in stock).
+
+    Args:
+        boxes (Tensor): (N, 4) boxes, N >= 1.
+        groups (Tensor): (N, ) long group labels.
+
+    Returns:
+        Tensor: (N, 4) shifted boxes.
+    """
+    low = boxes.amin()
+    span = boxes.amax() - low + 1
+    return boxes - low + (groups.to(boxes.dtype) * span)[:, None]
 
 
 def _grouped_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor,
@@ -119,33 +139,6 @@ def select_topk_candidates(bboxes: torch.Tensor, objectness: torch.Tensor,
     return boxes, top_scores, labels, top_valid
 
 
-def nms_input_per_image(boxes: torch.Tensor, labels: torch.Tensor,
-                        valid: torch.Tensor) -> torch.Tensor:
-    """Boxes for per-image NMS that acts per class (:func:`nms_keep_mask`).
-
-    Within each image, boxes are shifted by ``-lo`` and then x and y by ``label * span``
-    (``lo``, ``span``: the smallest coordinate and coordinate extent + 1 of the image's valid
-    boxes), so boxes of different classes never overlap: mmcv's ``batched_nms`` trick, with
-    coordinates below ``C * span`` as in stock (float32 rounding of the offsets may flip only
-    IoUs within ~1e-3 of the threshold, as in stock).
-
-    Args:
-        boxes (Tensor): (B, K, 4) candidate boxes.
-        labels (Tensor): (B, K) long group label (zeros: class-agnostic).
-        valid (Tensor): (B, K) bool.
-
-    Returns:
-        Tensor: (B, K, 4) shifted boxes (finite, also where invalid).
-    """
-    # Per-box extremes first: the masks then act on (B, K), not on broadcast (B, K, 4).
-    low = torch.where(valid, boxes.amin(dim=2), float('inf')).amin(dim=1, keepdim=True)
-    high = torch.where(valid, boxes.amax(dim=2), float('-inf')).amax(dim=1, keepdim=True)
-    # An image without valid boxes: low = inf, high = -inf -> span 1 (NMS skips them anyway).
-    span = (high - low).clamp(min=0) + 1
-    low = torch.where(torch.isfinite(low), low, torch.zeros_like(low))
-    return boxes - low[..., None] + (labels.to(boxes.dtype) * span)[..., None]
-
-
 def batched_nms_fixed(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
                       valid: torch.Tensor, num_classes: int, iou_threshold: float,
                       max_per_img: int, class_agnostic: bool = False
@@ -169,13 +162,12 @@ def batched_nms_fixed(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.T
 
     Note:
         One :func:`nms_keep_mask` op (``torchvision.ops.nms`` per image, or per image and
-        class in crowded images: cost linear in B) on the grouped boxes of
-        :func:`nms_input_per_image`. The order of equal-score detections is unspecified, as
+        class in crowded images: cost linear in B; groups moved apart by
+        :func:`boxes_apart_by_group`). The order of equal-score detections is unspecified, as
         in stock.
     """
     groups = torch.zeros_like(labels) if class_agnostic else labels
-    nms_boxes = nms_input_per_image(boxes, groups, valid)
-    kept = nms_keep_mask(nms_boxes, scores, groups, valid, float(iou_threshold))
+    kept = nms_keep_mask(boxes, scores, groups, valid, float(iou_threshold))
     return pack_detections(boxes, scores, labels, kept, max_per_img)
 
 

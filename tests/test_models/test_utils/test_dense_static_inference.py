@@ -58,18 +58,28 @@ def test_class_group_size_is_the_divisor_closest_to_the_square_root():
     assert [dsi.class_group_size(c) for c in (80, 20, 7, 1, 12)] == [8, 4, 1, 1, 3]
 
 
-def test_nms_input_per_image_shifts_each_image_by_its_valid_boxes_only():
-    boxes = torch.tensor([[[5., 6., 9., 8.], [-100., -50., 900., 700.], [7., 2., 12., 4.]],
-                          [[1., 1., 2., 2.], [3., 3., 4., 4.], [0., 0., 1., 1.]]])
-    labels = torch.tensor([[0, 1, 2], [1, 0, 0]])
-    valid = torch.tensor([[True, False, True], [False, False, False]])
-    shifted = static_postprocess.nms_input_per_image(boxes, labels, valid)
-    # Image 0: low 2, span 12 - 2 + 1 = 11 (the invalid box takes no part); image 1: none
-    # valid, so no shift and span 1.
-    expected0 = boxes[0] - 2 + (labels[0] * 11.0)[:, None]
-    expected1 = boxes[1] + labels[1][:, None].float()
-    assert torch.equal(shifted[0], expected0)
-    assert torch.equal(shifted[1], expected1)
+def test_boxes_apart_by_group_shifts_by_the_images_boxes_and_keeps_groups_apart():
+    boxes = torch.tensor([[5., 6., 9., 8.], [7., 2., 12., 4.], [6., 5., 10., 7.]])
+    groups = torch.tensor([0, 2, 1])
+    shifted = static_postprocess.boxes_apart_by_group(boxes, groups)
+    # low 2, span 12 - 2 + 1 = 11.
+    assert torch.equal(shifted, boxes - 2 + (groups * 11.0)[:, None])
+    overlaps = torchvision.ops.box_iou(shifted, shifted)
+    assert torch.equal(overlaps > 0, torch.eye(3, dtype=torch.bool))  # boxes 0 and 2 overlap
+
+
+def test_nms_keep_mask_ignores_invalid_candidates_also_for_the_shift():
+    """An invalid far-away box must not widen the span: the result is NMS of the valid boxes."""
+    boxes = torch.tensor([[[0., 0., 10., 10.], [1., 0., 11., 10.], [-1e4, -1e4, 1e4, 1e4],
+                           [0., 1., 10., 11.]]])
+    scores = torch.tensor([[0.9, 0.8, 0.99, 0.7]])
+    labels = torch.tensor([[0, 0, 1, 1]])
+    valid = torch.tensor([[True, True, False, True]])
+    kept = static_postprocess.nms_keep_mask(boxes, scores, labels, valid, 0.5)
+    assert kept.tolist() == [[True, False, False, True]]
+    agnostic = static_postprocess.nms_keep_mask(boxes, scores, torch.zeros_like(labels), valid,
+                                                0.5)
+    assert agnostic.tolist() == [[True, False, False, False]]
 
 
 def grouped_candidates(num_imgs=2, k=900, num_classes=5, seed=0):
@@ -85,12 +95,12 @@ def grouped_candidates(num_imgs=2, k=900, num_classes=5, seed=0):
 def test_grouped_nms_keeps_what_one_nms_over_the_valid_candidates_keeps(monkeypatch):
     boxes, scores, labels, valid = grouped_candidates()
     assert (valid.sum(1) > static_postprocess.GROUPED_NMS_MIN).all()  # the grouped path
-    nms_boxes = static_postprocess.nms_input_per_image(boxes, labels, valid)
-    kept = static_postprocess.nms_keep_mask(nms_boxes, scores, labels, valid, 0.5)
+    kept = static_postprocess.nms_keep_mask(boxes, scores, labels, valid, 0.5)
     for img in range(2):
         inds = valid[img].nonzero().squeeze(1)
+        nms_boxes = static_postprocess.boxes_apart_by_group(boxes[img, inds], labels[img, inds])
         expected = torch.zeros_like(valid[img])
-        expected[inds[torchvision.ops.nms(nms_boxes[img, inds], scores[img, inds], 0.5)]] = True
+        expected[inds[torchvision.ops.nms(nms_boxes, scores[img, inds], 0.5)]] = True
         assert torch.equal(kept[img], expected)
         # Same as NMS per (image, class) on the original boxes.
         keep = torchvision.ops.batched_nms(boxes[img, inds], scores[img, inds],
@@ -99,8 +109,7 @@ def test_grouped_nms_keeps_what_one_nms_over_the_valid_candidates_keeps(monkeypa
     assert not (kept & ~valid).any()
     # The one-call path (below the threshold) gives the same mask.
     monkeypatch.setattr(static_postprocess, 'GROUPED_NMS_MIN', 10 ** 9)
-    assert torch.equal(static_postprocess.nms_keep_mask(nms_boxes, scores, labels, valid, 0.5),
-                       kept)
+    assert torch.equal(static_postprocess.nms_keep_mask(boxes, scores, labels, valid, 0.5), kept)
 
 
 def test_nms_keep_mask_compiles_with_static_shapes():
