@@ -5,7 +5,6 @@ import torch
 from mmcv.runner import force_fp32
 from mmdet.core import reduce_mean
 from mmdet.core.bbox.coder import DistancePointBBoxCoder
-from mmdet.core.bbox.transforms import distance2bbox
 from mmdet.models.builder import HEADS
 from mmdet.models.dense_heads import FCOSHead
 
@@ -13,6 +12,7 @@ from ..utils.batch_gt import batch_gt
 from ..utils.dense_loss_terms import image_major
 from ..utils.dense_static_inference import StaticDenseInferenceMixin
 from ..utils.label_focal_loss import label_focal_loss_sum
+from ..utils.point_box_coder import distance_to_boxes
 from ..utils.static_losses import (
     check_static_losses,
     static_centerness_loss,
@@ -245,10 +245,10 @@ class HPUFCOSHead(StaticDenseInferenceMixin, FCOSHead):
         Returns:
             tuple[Tensor, Tensor]: (B, A, 4) predicted and target boxes.
         """
-        safe = distance2bbox(points, torch.ones_like(bbox_targets))
+        safe = distance_to_boxes(points, torch.ones_like(bbox_targets))
         positive = positive[..., None]
-        pred_boxes = torch.where(positive, distance2bbox(points, bbox_preds), safe)
-        target_boxes = torch.where(positive, distance2bbox(points, bbox_targets), safe)
+        pred_boxes = torch.where(positive, distance_to_boxes(points, bbox_preds), safe)
+        target_boxes = torch.where(positive, distance_to_boxes(points, bbox_targets), safe)
         return pred_boxes, target_boxes
 
     # --------------------------------------------------------------- inference
@@ -256,7 +256,7 @@ class HPUFCOSHead(StaticDenseInferenceMixin, FCOSHead):
                            ) -> torch.Tensor:
         """(B, N, 4) boxes from (B, N, 2) points and (B, N, 4) distances (unclipped; the
         distances are already scaled by the stride in eval mode, so levels decode alike)."""
-        return distance2bbox(priors, bbox_preds)
+        return distance_to_boxes(priors, bbox_preds)
 
     def _level_priors(self, featmap_sizes, device) -> List[torch.Tensor]:
         """Per-level (A_l, 2) points."""
