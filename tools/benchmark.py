@@ -57,6 +57,7 @@ def main(argv=None):
     with fail_on_user_error():
         cfg = load_config(args.config)
     from mmdet_hpu.analysis.benchmark import format_report, run_benchmark
+    from mmdet_hpu.analysis.host import host_description
 
     report = run_benchmark(cfg, device=args.device, batch_size=args.batch_size,
                            test_batch_size=args.test_batch_size, img_size=args.img_size,
@@ -65,7 +66,9 @@ def main(argv=None):
                            with_model=args.with_model, post_batch_sizes=args.post_batch_sizes,
                            post_reps=args.post_reps)
     report['config'] = args.config
+    report['host'] = host_description()
     print(f'mmdet-hpu benchmark: {args.config}')
+    print(report['host'])
     print(format_report(report))
     if args.json:
         with open(args.json, 'w') as f:

@@ -21,6 +21,7 @@ from mmdet.models.builder import build_head
 
 import mmdet_hpu  # noqa: F401  (registers the HPU heads)
 from mmdet_hpu.analysis.benchmark import SPEEDUP_HEADER, speedup_row, speedup_runs
+from mmdet_hpu.analysis.host import host_description
 
 STOCK = {'HPURetinaHead': 'RetinaHead', 'HPUSSDHead': 'SSDHead'}
 
@@ -111,6 +112,7 @@ def main(argv=None):
     metas = img_metas(args.batch_size, args.img_size)
     boxes, labels = ground_truth(args.batch_size, args.img_size, args.num_gt, hpu.num_classes)
     outputs = head_outputs(hpu, args.batch_size, args.img_size, cls_bias=-4.0)
+    print(host_description())
     print(f'{cfg.model.bbox_head.type} vs {STOCK[cfg.model.bbox_head.type]}: batch '
           f'{args.batch_size}, {args.img_size} px, {args.num_gt} boxes/image, '
           f'{torch.get_num_threads()} threads, medians of {args.reps} runs, {args.runs} time(s)')

@@ -33,6 +33,7 @@ from mmdet.models.builder import build_head
 
 import mmdet_hpu  # noqa: F401  (registers the HPU heads)
 from mmdet_hpu.analysis.benchmark import SPEEDUP_HEADER, speedup_row, speedup_runs
+from mmdet_hpu.analysis.host import host_description
 from mmdet_hpu.models.utils import gt_bucket, pad_gt_list
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -129,6 +130,7 @@ def main(argv=None):
                         help="separate measurements of --reps runs each; prints every run's "
                              'speed-up and their median (default: 1)')
     args = parser.parse_args(argv)
+    print(host_description())
     print(f'torch {torch.__version__}, threads {torch.get_num_threads()}, '
           f'batch {args.batch_size} at {args.img_size} px, medians of {args.reps} runs, '
           f'{args.runs} time(s)')

@@ -9,6 +9,7 @@ import torch
 
 import mmdet_hpu  # noqa: F401
 from mmdet_hpu.analysis import benchmark, synthetic
+from mmdet_hpu.analysis.host import host_description
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(REPO, 'configs', 'demo', 'yolov3_mobilenetv2-half_128_shapes.py')
@@ -141,6 +142,7 @@ def test_anchor_head_benchmark_prints_every_case(capsys):
                 '--batch-size', '1', '--num-gt', '2', '--reps', '1', '--warmup', '0',
                 '--runs', '2'])
     out = capsys.readouterr().out
+    assert out.splitlines()[0] == host_description()
     for case in ('targets + loss + backward', 'post-processing, sparse scores',
                  'post-processing, dense scores'):
         assert len(_speedups_of(out, case)) == 2
@@ -155,6 +157,7 @@ def test_dense_head_benchmark_prints_every_case(capsys):
     bench.main(['--heads', 'atss', '--img-size', '128', '--reps', '1', '--warmup', '0',
                 '--runs', '2'])
     out = capsys.readouterr().out
+    assert out.splitlines()[0] == host_description()
     for case in ('targets+loss+backward', 'post-processing fresh', 'post-processing sparse',
                  'post-processing crowded'):
         assert len(_speedups_of(out, f'atss {case}')) == 2
