@@ -38,18 +38,23 @@ def _flip(data, position, mask=0x10):
     return bytes(data)
 
 
-def _data_ranges(path):
-    """Byte ranges of the tensor storages inside the zip (``archive/data/N``)."""
+def _entry_ranges(path, keep):
+    """Byte ranges of the stored (uncompressed) zip entries whose name ``keep`` accepts."""
     ranges = []
     with zipfile.ZipFile(path) as archive, open(path, 'rb') as raw:
         for info in archive.infolist():
-            if '/data/' not in info.filename:
+            if not keep(info.filename):
                 continue
             raw.seek(info.header_offset + 26)
             name_len, extra_len = np.frombuffer(raw.read(4), dtype='<u2')
             start = info.header_offset + 30 + int(name_len) + int(extra_len)
             ranges.append((start, start + info.file_size))
     return ranges
+
+
+def _data_ranges(path):
+    """Byte ranges of the tensor storages inside the zip (``archive/data/N``)."""
+    return _entry_ranges(path, lambda name: '/data/' in name)
 
 
 def _same(a, b):
@@ -116,21 +121,10 @@ def test_checksum_names_the_changed_part(tmp_path, monkeypatch):
     assert 'checksum of its state_dict' in str(err.value) and KEY in str(err.value)
 
 
-def _entry_range(path, suffix):
-    """Byte range of the zip entry whose name ends with ``suffix`` (stored, uncompressed)."""
-    with zipfile.ZipFile(path) as archive:
-        info = next(i for i in archive.infolist() if i.filename.endswith(suffix))
-    with open(path, 'rb') as raw:
-        raw.seek(info.header_offset + 26)
-        name_len, extra_len = np.frombuffer(raw.read(4), dtype='<u2')
-    start = info.header_offset + 30 + int(name_len) + int(extra_len)
-    return start, start + info.file_size
-
-
 def _record_version_position(path):
     """File offset of the checksum record's version number: the record is pickled last, as
     ``dict(version=1, ...)``, so its first ``BININT1 1`` after the key is the version."""
-    start, end = _entry_range(path, '/data.pkl')
+    (start, end), = _entry_ranges(path, lambda name: name.endswith('/data.pkl'))
     pickled = open(path, 'rb').read()[start:end]
     opcode = pickled.index(b'K\x01', pickled.index(KEY.encode()))
     return start + opcode + 1
