@@ -1,4 +1,5 @@
 """Smoke test of the benchmark (tiny sizes: it checks the plumbing, not the speed)."""
+import json
 import os
 import os.path as osp
 import subprocess
@@ -161,3 +162,20 @@ def test_dense_head_benchmark_prints_every_case(capsys):
     for case in ('targets+loss+backward', 'post-processing fresh', 'post-processing sparse',
                  'post-processing crowded'):
         assert len(_speedups_of(out, f'atss {case}')) == 2
+
+
+def test_yolov3_benchmark_reports_the_host_on_screen_and_in_json(monkeypatch, tmp_path, capsys):
+    """``tools/benchmark.py`` (timing stubbed out): the host line is printed and in ``--json``."""
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    try:
+        import benchmark as tool
+    finally:
+        sys.path.pop(0)
+    monkeypatch.setattr(benchmark, 'run_benchmark', lambda cfg, **kwargs: {'rows': []})
+    monkeypatch.setattr(benchmark, 'format_report', lambda report: 'REPORT')
+    out_json = tmp_path / 'report.json'
+    tool.main([osp.join(REPO, 'configs', 'yolov3', 'yolov3_d53_320_273e_coco.py'),
+               '--json', str(out_json)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == host_description() and lines[2] == 'REPORT'
+    assert json.loads(out_json.read_text())['host'] == host_description()
