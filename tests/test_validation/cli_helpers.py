@@ -57,29 +57,52 @@ def cli_state(monkeypatch):
     device.reset_state()
 
 
-def fail(main, argv, capsys, work_dir):
-    """Run a console script's ``main(argv)``; it must exit 2 and leave ``work_dir`` as it was.
+def fail(main, argv, capsys, work_dir=None, argparse_error=False):
+    """Run a console script's ``main(argv)``; it must exit 2 and leave ``work_dir`` (if
+    given; a folder that does not exist must not appear) as it was.
+
+    Args:
+        argparse_error (bool): the command line itself is refused: argparse's usage, then one
+            ``<prog>: error: ...`` line (docs/failures.md), instead of one ``error: ...``
+            paragraph.
 
     Returns:
-        str: stderr, one ``error: ...`` paragraph.
+        str: stderr.
     """
-    before = snapshot(work_dir)
+    before = snapshot(work_dir) if work_dir else None
     with pytest.raises(SystemExit) as exc:
         main(argv)
     err = capsys.readouterr().err
     assert exc.value.code == 2, err
     assert 'Traceback' not in err and 'Exception ignored' not in err, err
-    assert err.startswith('error: ') and err.count('\nerror') == 0, err
-    assert snapshot(work_dir) == before, 'a file of the earlier run changed'
+    if argparse_error:
+        assert err.startswith('usage: '), err
+        assert [': error: ' in line for line in err.splitlines()].count(True) == 1, err
+        assert ': error: ' in err.rstrip().splitlines()[-1], err
+    else:
+        assert err.startswith('error: ') and err.count('\nerror') == 0, err
+    if work_dir:
+        assert snapshot(work_dir) == before, 'a file of the earlier run changed'
     return err
 
 
-def train_fails(capsys, work_dir, data_root, *options, config=DEMO_CONFIG, flags=()):
+def train_fails(capsys, work_dir, data_root, *options, config=DEMO_CONFIG, flags=(),
+                argparse_error=False):
     """``mmdet-hpu-train`` on the demo config must fail cleanly; returns the message."""
     from mmdet_hpu.cli.train import main
 
     argv = [config, '--device', 'cpu', '--work-dir', work_dir, *flags,
             '--cfg-options', f'data_root={data_root}/', 'data.workers_per_gpu=0', *options]
+    return fail(main, argv, capsys, work_dir, argparse_error)
+
+
+def evaluation_fails(capsys, data_root, checkpoint, work_dir, *flags, config=DEMO_CONFIG):
+    """``mmdet-hpu-test --eval bbox`` on the demo config must fail cleanly; returns the
+    message."""
+    from mmdet_hpu.cli.test import main
+
+    argv = [config, checkpoint, '--device', 'cpu', '--eval', 'bbox', '--work-dir', work_dir,
+            *flags, '--cfg-options', f'data_root={data_root}/', 'data.workers_per_gpu=0']
     return fail(main, argv, capsys, work_dir)
 
 

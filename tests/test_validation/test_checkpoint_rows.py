@@ -9,8 +9,8 @@ import os.path as osp
 
 import pytest
 import torch
+from cli_helpers import DEMO_CONFIG, cli_state, earlier_run, evaluation_fails, train_fails  # noqa: F401
 from payload_helpers import serve_directory, write_payload
-from test_cli_errors import DEMO_CONFIG, _fail, _snapshot, _test, cli_env, work_dir  # noqa: F401
 
 from mmdet_hpu.checkpoint import save_checkpoint_atomic, set_trust_legacy_checkpoints
 
@@ -31,14 +31,6 @@ def _no_opt_in():
     set_trust_legacy_checkpoints(False)
 
 
-@pytest.fixture
-def earlier_run(work_dir):  # noqa: F811
-    """The work dir of an earlier run, with its dumped config too."""
-    with open(osp.join(work_dir, osp.basename(DEMO_CONFIG)), 'w') as f:
-        f.write('# dumped by the earlier run\n')
-    return work_dir
-
-
 def _demo_model(**head):
     import mmcv
     from mmdet.models import build_detector
@@ -53,18 +45,6 @@ def _demo_classes(data):
 
     with open(osp.join(data, 'annotations', 'instances_val.json')) as f:
         return tuple(c['name'] for c in json.load(f)['categories'])
-
-
-def _train(capsys, work_dir, data, flags=(), options=()):  # noqa: F811
-    from mmdet_hpu.cli.train import main
-
-    argv = [DEMO_CONFIG, '--device', 'cpu', '--work-dir', work_dir, *flags, '--cfg-options',
-            f'data_root={data}/', 'data.workers_per_gpu=0', *options]
-    before = _snapshot(work_dir)
-    err = _fail(main, argv, capsys)
-    assert _snapshot(work_dir) == before, 'a file in the work dir changed'
-    assert len([line for line in err.splitlines() if line.startswith('error:')]) == 1
-    return err
 
 
 class _Other(torch.nn.Module):
@@ -84,80 +64,80 @@ def _other_architecture(path):
     return path
 
 
-def test_auto_resume_with_only_random_bytes(cli_env, tmp_path, pristine_data, capsys):  # noqa: F811
+def test_auto_resume_with_only_random_bytes(cli_state, tmp_path, pristine_data, capsys):  # noqa: F811
     work = tmp_path / 'work'
     work.mkdir()
     (work / 'epoch_1.pth').write_bytes(os.urandom(4096))
     (work / '20240101_000000.log').write_text('epoch 1\n')
     (work / osp.basename(DEMO_CONFIG)).write_text('# dumped\n')
-    err = _train(capsys, str(work), pristine_data, ['--auto-resume'])
+    err = train_fails(capsys, str(work), pristine_data, flags=['--auto-resume'])
     assert 'none of the 1 checkpoint(s)' in err and 'epoch_1.pth: checkpoint' in err
     assert 'could not be read' in err and 'nothing there was overwritten' in err
 
 
-def test_resume_from_bare_tensor(cli_env, earlier_run, pristine_data, tmp_path, capsys):  # noqa: F811
+def test_resume_from_bare_tensor(cli_state, earlier_run, pristine_data, tmp_path, capsys):  # noqa: F811
     bare = str(tmp_path / 'bare.pth')
     torch.save(torch.zeros(3, 4), bare)
-    err = _train(capsys, earlier_run, pristine_data, ['--resume-from', bare])
+    err = train_fails(capsys, earlier_run, pristine_data, flags=['--resume-from', bare])
     assert 'a bare tensor of shape (3, 4), not a checkpoint' in err and '--resume-from' in err
 
 
-def test_load_from_bare_tensor(cli_env, earlier_run, pristine_data, tmp_path, capsys):  # noqa: F811
+def test_load_from_bare_tensor(cli_state, earlier_run, pristine_data, tmp_path, capsys):  # noqa: F811
     bare = str(tmp_path / 'bare.pth')
     torch.save(torch.zeros(3), bare)
-    err = _train(capsys, earlier_run, pristine_data, options=[f'load_from={bare}'])
+    err = train_fails(capsys, earlier_run, pristine_data, f'load_from={bare}')
     assert 'bare tensor' in err and 'load_from' in err
 
 
-def test_resume_from_other_architecture(cli_env, earlier_run, pristine_data, tmp_path,  # noqa: F811
+def test_resume_from_other_architecture(cli_state, earlier_run, pristine_data, tmp_path,  # noqa: F811
                                         capsys):
     ckpt = _other_architecture(str(tmp_path / 'other.pth'))
-    err = _train(capsys, earlier_run, pristine_data, ['--resume-from', ckpt])
+    err = train_fails(capsys, earlier_run, pristine_data, flags=['--resume-from', ckpt])
     assert 'holds the weights of another architecture' in err
     assert 'num_classes' not in err and '80 classes' not in err  # issue 10's wart
     assert 'are not in it' in err and 'are not in the model' in err
 
 
-def test_test_other_architecture(cli_env, earlier_run, pristine_data, tmp_path, capsys):  # noqa: F811
+def test_test_other_architecture(cli_state, earlier_run, pristine_data, tmp_path, capsys):  # noqa: F811
     ckpt = _other_architecture(str(tmp_path / 'other.pth'))
-    err = _test(capsys, pristine_data, ckpt, earlier_run)
+    err = evaluation_fails(capsys, pristine_data, ckpt, earlier_run)
     assert 'holds the weights of another architecture' in err and 'untrained' in err
     assert 'num_classes' not in err
 
 
-def test_test_dataset_classes_not_in_checkpoint(cli_env, earlier_run, pristine_data,  # noqa: F811
+def test_test_dataset_classes_not_in_checkpoint(cli_state, earlier_run, pristine_data,  # noqa: F811
                                                 tmp_path, capsys):
     model = _demo_model()
     model.CLASSES = ('cat', 'dog', 'bird')
     ckpt = str(tmp_path / 'animals.pth')
     save_checkpoint_atomic(model, ckpt, meta=dict(epoch=1, iter=1))
-    err = _test(capsys, pristine_data, ckpt, earlier_run)
+    err = evaluation_fails(capsys, pristine_data, ckpt, earlier_run)
     assert "trained on the classes ['cat', 'dog', 'bird']" in err
     assert 'class(es) the checkpoint was not trained on' in err and 'data.test.classes' in err
 
 
-def test_test_dataset_classes_in_another_order(cli_env, earlier_run, pristine_data,  # noqa: F811
+def test_test_dataset_classes_in_another_order(cli_state, earlier_run, pristine_data,  # noqa: F811
                                                tmp_path, capsys):
     model = _demo_model()
     model.CLASSES = tuple(reversed(_demo_classes(pristine_data)))
     ckpt = str(tmp_path / 'reversed.pth')
     save_checkpoint_atomic(model, ckpt, meta=dict(epoch=1, iter=1))
-    err = _test(capsys, pristine_data, ckpt, earlier_run)
+    err = evaluation_fails(capsys, pristine_data, ckpt, earlier_run)
     assert 'another order' in err
 
 
-def test_test_nonfinite_weights(cli_env, earlier_run, pristine_data, tmp_path, capsys):  # noqa: F811
+def test_test_nonfinite_weights(cli_state, earlier_run, pristine_data, tmp_path, capsys):  # noqa: F811
     model = _demo_model()
     model.CLASSES = _demo_classes(pristine_data)
     bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
     bn.running_mean.fill_(float('nan'))
     ckpt = str(tmp_path / 'nan.pth')
     save_checkpoint_atomic(model, ckpt, meta=dict(epoch=1, iter=1))
-    err = _test(capsys, pristine_data, ckpt, earlier_run)
+    err = evaluation_fails(capsys, pristine_data, ckpt, earlier_run)
     assert 'non-finite values (NaN or Inf) in 1 of its' in err and 'running_mean' in err
 
 
-def test_test_meta_none_evaluates(cli_env, pristine_data, tmp_path, capsys):  # noqa: F811
+def test_test_meta_none_evaluates(cli_state, pristine_data, tmp_path, capsys):  # noqa: F811
     """A checkpoint whose ``meta`` is None (stripped) is tested with the dataset's classes."""
     from mmdet_hpu.cli.test import parse_args, run
 
@@ -171,19 +151,16 @@ def test_test_meta_none_evaluates(cli_env, pristine_data, tmp_path, capsys):  # 
     assert 'bbox_mAP' in metric
 
 
-def test_train_load_from_http_payload(cli_env, earlier_run, pristine_data, server,  # noqa: F811
-                                      tmp_path, capsys):
+def test_train_load_from_http_payload(cli_state, earlier_run, pristine_data, server,  # noqa: F811
+                                      tmp_path, capsys, monkeypatch):
     base, root = server
     marker = str(tmp_path / 'PAYLOAD_RAN')
     write_payload(osp.join(root, 'evil.pth'), marker)
-    os.environ['TORCH_HOME'] = str(tmp_path / 'torch_home')
-    try:
-        err = _train(capsys, earlier_run, pristine_data, options=[f'load_from={base}/evil.pth'])
-        assert not osp.exists(marker)
-        assert f'{base}/evil.pth' in err and '--trust-legacy-checkpoint' in err
-        err = _train(capsys, earlier_run, pristine_data, options=[
-            'model.backbone.init_cfg.type=Pretrained',
-            f'model.backbone.init_cfg.checkpoint={base}/evil.pth'])
-        assert not osp.exists(marker) and 'arbitrary code' in err
-    finally:
-        del os.environ['TORCH_HOME']
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    err = train_fails(capsys, earlier_run, pristine_data, f'load_from={base}/evil.pth')
+    assert not osp.exists(marker)
+    assert f'{base}/evil.pth' in err and '--trust-legacy-checkpoint' in err
+    err = train_fails(capsys, earlier_run, pristine_data,
+                      'model.backbone.init_cfg.type=Pretrained',
+                      f'model.backbone.init_cfg.checkpoint={base}/evil.pth')
+    assert not osp.exists(marker) and 'arbitrary code' in err
