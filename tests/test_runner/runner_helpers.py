@@ -70,3 +70,20 @@ def json_records(work_dir: str, mode: str = None) -> List[Dict]:
     with open(path) as f:
         records = [json.loads(line) for line in f if line.strip()]
     return [r for r in records if mode is None or r.get('mode') == mode]
+
+
+def demo_val_dataset(root: str, num_val: int) -> Dict:
+    """A ``num_val``-image IMG_SIZE px COCO-style val split (demo generator) under ``root`` and
+    its test-mode ``CocoDataset`` config."""
+    from mmdet_hpu.datasets.demo_data import CLASSES, generate_demo_dataset
+
+    paths = generate_demo_dataset(root, num_train=1, num_val=num_val, img_size=IMG_SIZE, seed=0)
+    norm = dict(mean=[0, 0, 0], std=[255., 255., 255.], to_rgb=True)
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='MultiScaleFlipAug', img_scale=(IMG_SIZE, IMG_SIZE), flip=False, transforms=[
+            dict(type='Resize', keep_ratio=True), dict(type='RandomFlip'),
+            dict(type='Normalize', **norm), dict(type='Pad', size_divisor=32),
+            dict(type='ImageToTensor', keys=['img']), dict(type='Collect', keys=['img'])])]
+    return dict(type='CocoDataset', classes=CLASSES, ann_file=paths['val_ann'],
+                img_prefix=paths['val_img_prefix'], pipeline=pipeline)

@@ -1,9 +1,8 @@
 """Evaluation shows mmcv's ProgressBar on rank 0 without adding host reads."""
 import pytest
-from runner_helpers import IMG_SIZE, build_test_runner, tiny_yolov3
+from runner_helpers import build_test_runner, demo_val_dataset, tiny_yolov3
 
 import mmdet_hpu.runner.hooks.evaluation as evaluation
-from mmdet_hpu.datasets.demo_data import CLASSES, generate_demo_dataset
 from mmdet_hpu.runner import build_eval_dataloader, single_device_test
 from mmdet_hpu.runner.host_reads import HostReadCounter
 
@@ -12,17 +11,7 @@ NUM_VAL = 6
 
 @pytest.fixture(scope='module')
 def loader(tmp_path_factory):
-    paths = generate_demo_dataset(str(tmp_path_factory.mktemp('coco')), num_train=1,
-                                  num_val=NUM_VAL, img_size=IMG_SIZE, seed=0)
-    norm = dict(mean=[0, 0, 0], std=[255., 255., 255.], to_rgb=True)
-    pipeline = [
-        dict(type='LoadImageFromFile'),
-        dict(type='MultiScaleFlipAug', img_scale=(IMG_SIZE, IMG_SIZE), flip=False, transforms=[
-            dict(type='Resize', keep_ratio=True), dict(type='RandomFlip'),
-            dict(type='Normalize', **norm), dict(type='Pad', size_divisor=32),
-            dict(type='ImageToTensor', keys=['img']), dict(type='Collect', keys=['img'])])]
-    dataset = dict(type='CocoDataset', classes=CLASSES, ann_file=paths['val_ann'],
-                   img_prefix=paths['val_img_prefix'], pipeline=pipeline)
+    dataset = demo_val_dataset(str(tmp_path_factory.mktemp('coco')), NUM_VAL)
     return build_eval_dataloader(dict(dataset=dataset, samples_per_gpu=2, workers_per_gpu=0))
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.distributed as dist
 from runner_helpers import (
-    IMG_SIZE,
     build_test_runner,
+    demo_val_dataset,
     json_records,
     register_default_hooks,
     synthetic_batches,
@@ -15,7 +15,7 @@ from runner_helpers import (
 )
 
 from mmdet_hpu import device
-from mmdet_hpu.datasets.demo_data import CLASSES, generate_demo_dataset
+from mmdet_hpu.datasets.demo_data import CLASSES
 from mmdet_hpu.runner import (
     HPUDistEvalHook,
     HPUEvalHook,
@@ -30,17 +30,7 @@ NUM_VAL = 4
 @pytest.fixture(scope='module')
 def coco_val(tmp_path_factory):
     """A 4-image 64 px COCO-style val split (demo generator) and its dataset config."""
-    paths = generate_demo_dataset(str(tmp_path_factory.mktemp('coco')), num_train=1,
-                                  num_val=NUM_VAL, img_size=IMG_SIZE, seed=0)
-    norm = dict(mean=[0, 0, 0], std=[255., 255., 255.], to_rgb=True)
-    pipeline = [
-        dict(type='LoadImageFromFile'),
-        dict(type='MultiScaleFlipAug', img_scale=(IMG_SIZE, IMG_SIZE), flip=False, transforms=[
-            dict(type='Resize', keep_ratio=True), dict(type='RandomFlip'),
-            dict(type='Normalize', **norm), dict(type='Pad', size_divisor=32),
-            dict(type='ImageToTensor', keys=['img']), dict(type='Collect', keys=['img'])])]
-    return dict(type='CocoDataset', classes=CLASSES, ann_file=paths['val_ann'],
-                img_prefix=paths['val_img_prefix'], pipeline=pipeline)
+    return demo_val_dataset(str(tmp_path_factory.mktemp('coco')), NUM_VAL)
 
 
 def _loader_cfg(coco_val):
