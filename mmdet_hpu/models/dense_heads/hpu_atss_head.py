@@ -25,10 +25,11 @@ from ..utils.label_focal_loss import label_focal_loss_sum
 from ..utils.static_atss_assigner import anchor_centers, anchor_grids, atss_assign
 from ..utils.static_losses import check_static_losses
 from .hpu_fcos_head import check_max_num_gt
+from .padded_gt_forward import PaddedGTForwardMixin
 
 
 @HEADS.register_module()
-class HPUATSSHead(StaticDenseInferenceMixin, ATSSHead):
+class HPUATSSHead(PaddedGTForwardMixin, StaticDenseInferenceMixin, ATSSHead):
     """Drop-in ``ATSSHead`` whose training loss and inference have static shapes.
 
     ``forward`` and the parameters are those of :class:`mmdet.models.dense_heads.ATSSHead`, so
@@ -138,29 +139,6 @@ class HPUATSSHead(StaticDenseInferenceMixin, ATSSHead):
         return torch.stack(flags)
 
     # ---------------------------------------------------------------- training
-    def forward_train(self, x, img_metas, gt_bboxes, gt_labels=None, gt_bboxes_ignore=None,
-                      proposal_cfg=None, gt_valid=None, **kwargs):
-        """Head forward + loss, passing ``gt_valid`` (padded ground truth) through.
-
-        Args:
-            x (tuple[Tensor]): Multi-level features.
-            img_metas (list[dict]): Image meta information.
-            gt_bboxes (list[Tensor] | Tensor): (n_i, 4) per image, or padded (B, G, 4).
-            gt_labels (list[Tensor] | Tensor): (n_i,) per image, or padded (B, G).
-            gt_bboxes_ignore (None): Must be None (ignored boxes are refused).
-            proposal_cfg (mmcv.Config | None): If set, also return proposals.
-            gt_valid (Tensor | list[Tensor] | None): Validity mask of padded ground truth.
-
-        Returns:
-            dict[str, list[Tensor]] | tuple: losses, plus the proposal list if requested.
-        """
-        outs = self(x)
-        losses = self.loss(*outs, gt_bboxes, gt_labels, img_metas,
-                           gt_bboxes_ignore=gt_bboxes_ignore, gt_valid=gt_valid)
-        if proposal_cfg is None:
-            return losses
-        return losses, self.get_bboxes(*outs, img_metas=img_metas, cfg=proposal_cfg)
-
     def get_static_targets(self, featmap_sizes, gt_bboxes, gt_labels, gt_valid, img_metas
                            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Assignment and targets of every anchor of the batch (fixed shapes).

@@ -23,6 +23,7 @@ from ..utils.static_point_targets import (
     fcos_point_targets,
     point_grids,
 )
+from .padded_gt_forward import PaddedGTForwardMixin
 
 
 def check_max_num_gt(max_num_gt) -> int:
@@ -40,7 +41,7 @@ def level_major(tensor: torch.Tensor, num_level_points: Sequence[int]) -> torch.
 
 
 @HEADS.register_module()
-class HPUFCOSHead(StaticDenseInferenceMixin, FCOSHead):
+class HPUFCOSHead(PaddedGTForwardMixin, StaticDenseInferenceMixin, FCOSHead):
     """Drop-in ``FCOSHead`` whose training loss and inference have static shapes.
 
     ``forward`` and the parameters are those of :class:`mmdet.models.dense_heads.FCOSHead`, so
@@ -120,29 +121,6 @@ class HPUFCOSHead(StaticDenseInferenceMixin, FCOSHead):
         return cached
 
     # ---------------------------------------------------------------- training
-    def forward_train(self, x, img_metas, gt_bboxes, gt_labels=None, gt_bboxes_ignore=None,
-                      proposal_cfg=None, gt_valid=None, **kwargs):
-        """Head forward + loss, passing ``gt_valid`` (padded ground truth) through.
-
-        Args:
-            x (tuple[Tensor]): Multi-level features.
-            img_metas (list[dict]): Image meta information.
-            gt_bboxes (list[Tensor] | Tensor): (n_i, 4) per image, or padded (B, G, 4).
-            gt_labels (list[Tensor] | Tensor): (n_i,) per image, or padded (B, G).
-            gt_bboxes_ignore (None): Unused, as in stock.
-            proposal_cfg (mmcv.Config | None): If set, also return proposals.
-            gt_valid (Tensor | list[Tensor] | None): Validity mask of padded ground truth.
-
-        Returns:
-            dict[str, Tensor] | tuple: losses, plus the proposal list if requested.
-        """
-        outs = self(x)
-        losses = self.loss(*outs, gt_bboxes, gt_labels, img_metas,
-                           gt_bboxes_ignore=gt_bboxes_ignore, gt_valid=gt_valid)
-        if proposal_cfg is None:
-            return losses
-        return losses, self.get_bboxes(*outs, img_metas=img_metas, cfg=proposal_cfg)
-
     def get_static_targets(self, featmap_sizes: Sequence[Tuple[int, int]],
                            gt_bboxes: torch.Tensor, gt_labels: torch.Tensor,
                            gt_valid: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

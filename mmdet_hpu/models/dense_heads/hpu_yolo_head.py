@@ -16,12 +16,13 @@ from ..utils.gt_padding import bucket_gt_list, stack_padded_gt, unpad_gt
 from ..utils.static_grid_assigner import grid_assign, level_box_iou, responsible_flags
 from ..utils.static_postprocess import batched_nms_fixed, select_topk_candidates
 from ..utils.test_params import StaticTestParams, parse_yolo_test_cfg
+from .padded_gt_forward import PaddedGTForwardMixin
 
 TARGET_MODES = ('device', 'host')
 
 
 @HEADS.register_module()
-class HPUYOLOV3Head(YOLOV3Head):
+class HPUYOLOV3Head(PaddedGTForwardMixin, YOLOV3Head):
     """Drop-in ``YOLOV3Head`` whose training loss and inference have static shapes.
 
     ``forward`` and the parameters are those of :class:`mmdet.models.dense_heads.YOLOV3Head`,
@@ -146,33 +147,13 @@ class HPUYOLOV3Head(YOLOV3Head):
         return cached
 
     # ---------------------------------------------------------------- training
-    def forward_train(self, x, img_metas, gt_bboxes, gt_labels=None, gt_bboxes_ignore=None,
-                      proposal_cfg=None, gt_valid=None, **kwargs):
-        """Head forward + loss, passing ``gt_valid`` (padded ground truth) through.
-
-        Args:
-            x (tuple[Tensor]): Multi-level features.
-            img_metas (list[dict]): Image meta information.
-            gt_bboxes (list[Tensor] | Tensor): Boxes, see the class docstring.
-            gt_labels (list[Tensor] | Tensor): Labels, see the class docstring.
-            gt_bboxes_ignore (None): Unused, as in stock.
-            proposal_cfg (mmcv.Config | None): If set, also return proposals.
-            gt_valid (Tensor | list[Tensor] | None): Validity mask of padded ground truth.
-
-        Returns:
-            dict[str, list[Tensor]] | tuple: losses, plus the proposal list if requested.
-        """
-        outs = self(x)
+    def _before_loss(self) -> None:
+        """In ``target_mode='host'``, cut the lazy graph: the device runs the forward while
+        the host builds the targets."""
         if self.target_mode == 'host':
             from mmdet_hpu import device
 
-            # Cut the lazy graph: the device runs the forward while the host builds targets.
             device.mark_step()
-        losses = self.loss(*outs, gt_bboxes, gt_labels, img_metas,
-                           gt_bboxes_ignore=gt_bboxes_ignore, gt_valid=gt_valid)
-        if proposal_cfg is None:
-            return losses
-        return losses, self.get_bboxes(*outs, img_metas=img_metas, cfg=proposal_cfg)
 
     @force_fp32(apply_to=('pred_maps', ))
     def loss(self, pred_maps, gt_bboxes, gt_labels, img_metas, gt_bboxes_ignore=None,

@@ -23,11 +23,12 @@ from ..utils.dense_static_inference import (
 from ..utils.gt_padding import bucket_gt_list, stack_padded_gt
 from ..utils.static_max_iou_assigner import StaticMaxIoUAssigner
 from ..utils.test_params import parse_test_cfg
+from .padded_gt_forward import PaddedGTForwardMixin
 
 StaticTargets = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-class StaticAnchorHeadMixin:
+class StaticAnchorHeadMixin(PaddedGTForwardMixin):
     """Static targets (``MaxIoUAssigner`` + ``PseudoSampler``) and inference for anchor heads.
 
     Ground-truth input of ``loss`` / ``forward_train`` (as ``HPUYOLOV3Head``): stock per-image
@@ -129,20 +130,6 @@ class StaticAnchorHeadMixin:
         else:
             boxes, labels, valid = bucket_gt_list(gt_bboxes, gt_labels, self.max_num_gt)
         return boxes.to(device), labels.to(device), valid.to(device)
-
-    def forward_train(self, x, img_metas, gt_bboxes, gt_labels=None, gt_bboxes_ignore=None,
-                      proposal_cfg=None, gt_valid=None, **kwargs):
-        """Head forward + loss, passing ``gt_valid`` (padded ground truth) through.
-
-        Returns:
-            dict | tuple: losses, plus the proposal list if ``proposal_cfg`` is given.
-        """
-        outs = self(x)
-        losses = self.loss(*outs, gt_bboxes, gt_labels, img_metas,
-                           gt_bboxes_ignore=gt_bboxes_ignore, gt_valid=gt_valid)
-        if proposal_cfg is None:
-            return losses
-        return losses, self.get_bboxes(*outs, img_metas=img_metas, cfg=proposal_cfg)
 
     def get_static_targets(self, featmap_sizes, img_metas, gt_bboxes, gt_labels, gt_valid,
                            device) -> Tuple[dict, StaticTargets]:
