@@ -6,6 +6,10 @@ weights and train/test config) and prints medians in ms and speed-ups of (a) tar
 backward from random head outputs and (b) inference post-processing (``get_bboxes``) with
 sparse and dense score maps. No backbone, no data: only the head code differs.
 
+With ``--phases N`` it then splits the HPU training step by phase (N steps, each after a stock
+step as in the alternating timing): the head methods of :data:`PHASES`, and the rest (the
+backward and the loss's glue).
+
 Example::
 
     OMP_NUM_THREADS=1 python tools/benchmark_anchor_heads.py \
@@ -13,6 +17,7 @@ Example::
 """
 import argparse
 import copy
+import statistics
 
 import mmcv
 import numpy as np
@@ -22,8 +27,15 @@ from mmdet.models.builder import build_head
 import mmdet_hpu  # noqa: F401  (registers the HPU heads)
 from mmdet_hpu.analysis.benchmark import SPEEDUP_HEADER, speedup_row, speedup_runs
 from mmdet_hpu.analysis.host import host_description
+from mmdet_hpu.analysis.phase_timer import OTHER, STEP, time_phases
 
 STOCK = {'HPURetinaHead': 'RetinaHead', 'HPUSSDHead': 'SSDHead'}
+# The HPU head methods a training step is split by (--phases); none calls another.
+PHASES = {
+    'HPURetinaHead': ('get_static_targets', '_level_losses'),
+    'HPUSSDHead': ('get_static_targets', 'anchor_cls_losses', 'hard_negative_cls_loss',
+                   'anchor_bbox_losses'),
+}
 
 
 def parse_args(argv=None):
@@ -39,6 +51,8 @@ def parse_args(argv=None):
     parser.add_argument('--runs', type=int, default=1,
                         help='separate measurements of --reps runs each; prints every run\'s '
                              'speed-up and their median (default: 1)')
+    parser.add_argument('--phases', type=int, default=0, metavar='STEPS',
+                        help='then split STEPS HPU training steps by phase (default: 0, off)')
     return parser.parse_args(argv)
 
 
@@ -99,6 +113,18 @@ def loss_fn(head, outputs, boxes, labels, metas):
     return run
 
 
+def print_phases(stock, hpu, outputs, boxes, labels, metas, steps):
+    """Medians of the HPU training step's phases, each step after a stock one (ms)."""
+    times = time_phases(hpu, PHASES[type(hpu).__name__],
+                        loss_fn(hpu, outputs, boxes, labels, metas), steps,
+                        before=loss_fn(stock, outputs, boxes, labels, metas))
+    print(f'{type(hpu).__name__} targets + loss + backward by phase, medians of {steps} steps, '
+          'each after a stock step:')
+    labels_of = {OTHER: 'other (backward, loss glue)', STEP: 'whole step'}
+    for name, values in times.items():
+        print(f'  {labels_of.get(name, name):32s} {statistics.median(values):8.2f} ms')
+
+
 def bboxes_fn(head, cls_scores, bbox_preds, metas):
     return lambda: head.get_bboxes(cls_scores, bbox_preds, img_metas=metas)
 
@@ -130,6 +156,8 @@ def main(argv=None):
                 bboxes_fn(stock, cls_scores, bbox_preds, metas),
                 bboxes_fn(hpu, cls_scores, bbox_preds, metas), dev, args.runs, args.reps,
                 args.warmup)))
+    if args.phases > 0:
+        print_phases(stock, hpu, outputs, boxes, labels, metas, args.phases)
 
 
 if __name__ == '__main__':

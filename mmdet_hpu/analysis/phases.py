@@ -31,6 +31,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Dict, Iterator, Optional, Tuple
 
+from .method_patch import wrapped_methods
 from .op_audit import OpAudit
 
 FORWARD, TARGETS_LOSS, BACKWARD, OPTIMIZER = 'forward', 'targets+loss', 'backward', 'optimizer'
@@ -165,22 +166,14 @@ def routed(model, routes, audit: OpAudit, captures: Dict[str, Call]) -> Iterator
         captures (dict[str, Call]): Filled with the first recorded call of each capturing
             route.
     """
-    installed = []
-    try:
-        for route in routes:
-            obj = _resolve(model, route.owner)
-            original = getattr(obj, route.method, None) if obj is not None else None
-            if not callable(original):
-                continue
-            installed.append((obj, route.method, obj.__dict__.get(route.method)))
-            obj.__dict__[route.method] = _wrap(original, route, audit, captures)
+    wrappers = []
+    for route in routes:
+        obj = _resolve(model, route.owner)
+        original = getattr(obj, route.method, None) if obj is not None else None
+        if callable(original):
+            wrappers.append((obj, route.method, _wrap(original, route, audit, captures)))
+    with wrapped_methods(wrappers):
         yield
-    finally:
-        for obj, method, previous in reversed(installed):
-            if previous is None:
-                del obj.__dict__[method]
-            else:
-                obj.__dict__[method] = previous
 
 
 def _wrap(original, route: Route, audit: OpAudit, captures: Dict[str, Call]):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import mmcv
+import pytest
 import torch
 
 import mmdet_hpu  # noqa: F401
@@ -147,6 +148,21 @@ def test_anchor_head_benchmark_prints_every_case(capsys):
     for case in ('targets + loss + backward', 'post-processing, sparse scores',
                  'post-processing, dense scores'):
         assert len(_speedups_of(out, case)) == 2
+
+
+def test_anchor_head_benchmark_splits_the_hpu_step_by_phase(capsys):
+    bench = _anchor_bench()
+    bench.main([osp.join(REPO, 'configs', 'ssd', 'ssd300_coco.py'), '--img-size', '96',
+                '--batch-size', '1', '--num-gt', '2', '--reps', '1', '--warmup', '0',
+                '--phases', '2'])
+    out = capsys.readouterr().out.split('HPUSSDHead targets + loss + backward by phase', 1)[1]
+    rows = {line.rsplit(None, 2)[0].strip(): float(line.rsplit(None, 2)[1])
+            for line in out.splitlines()[1:]}
+    assert list(rows) == [*bench.PHASES['HPUSSDHead'], 'other (backward, loss glue)',
+                          'whole step']
+    assert all(ms > 0 for ms in rows.values())
+    assert sum(ms for name, ms in rows.items() if name != 'whole step') == \
+        pytest.approx(rows['whole step'], rel=0.5)  # medians of 2 steps: close, not equal
 
 
 def test_dense_head_benchmark_prints_every_case(capsys):
