@@ -34,7 +34,7 @@ def _exp_and_sums(logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, tor
     dominant label's loss keeps its rounding). On the CPU the passes run block by block
     (:data:`CPU_BLOCK_BYTES` of logits at a time, :func:`_block_peak_into`): the exp and sum
     passes find the block still in cache. For an SSD300 batch of 8 (5.7 M logits) a training
-    step took ~3 ms less than with whole-tensor passes (alternating stock / HPU benchmark on this
+    step took 2-3 ms less than with whole-tensor passes (alternating stock / HPU benchmark on this
     project's 2-core VM). Devices take whole-tensor ops
     (:mod:`~mmdet_hpu.models.utils.cpu_speedups`).
 
