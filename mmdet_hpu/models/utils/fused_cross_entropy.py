@@ -5,7 +5,7 @@ permuted copy of the map, but on the CPU its softmax along a non-last axis is sl
 keeps the full log-softmax plus a zero-filled NLL gradient. Here the loss of every anchor is
 ``logsumexp(x) - x[label]``; the forward keeps ``exp(x - max)`` (one full buffer) and the
 backward turns it into the gradient ``(softmax(x) - onehot(label)) * g`` in place.
-On the CPU the forward runs over blocks of rows that stay in a core's cache
+In eager mode on the CPU the forward runs over blocks of rows that stay in a core's cache
 (see :func:`_exp_and_sums`).
 """
 from typing import Tuple
@@ -20,8 +20,9 @@ CPU_BLOCK_BYTES = 1 << 19
 
 
 def _rows_per_block(logits: torch.Tensor) -> int:
-    """Rows of (N, C, L) logits per block: the whole tensor on devices, ~512 KB on the CPU."""
-    if not cpu_speedups.use_cpu_speedups(logits):
+    """Rows of (N, C, L) logits per block: ~512 KB in eager mode on the CPU; the whole tensor
+    on devices and while ``torch.compile`` traces (a compiler fuses the passes itself)."""
+    if not cpu_speedups.use_cpu_speedups(logits) or torch.compiler.is_compiling():
         return logits.shape[0]
     row_bytes = logits[0].numel() * logits.element_size()
     return max(1, CPU_BLOCK_BYTES // max(1, row_bytes))
@@ -35,7 +36,7 @@ def _exp_and_sums(logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, tor
     (:data:`CPU_BLOCK_BYTES` of logits at a time, :func:`_block_peak_into`): the exp and sum
     passes find the block still in cache. For an SSD300 batch of 8 (5.7 M logits) a training
     step took 2-3 ms less than with whole-tensor passes (alternating stock / HPU benchmark on this
-    project's 2-core VM). Devices take whole-tensor ops
+    project's 2-core VM). Devices and ``torch.compile`` take whole-tensor ops
     (:mod:`~mmdet_hpu.models.utils.cpu_speedups`).
 
     Args:

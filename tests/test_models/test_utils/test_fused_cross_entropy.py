@@ -76,6 +76,26 @@ def test_cpu_path_runs_in_blocks_devices_in_one(rows, blocks, classes, monkeypat
     torch.testing.assert_close(blocked, cross_entropy_maps(logits, labels), rtol=0, atol=0)
 
 
+def test_a_traced_graph_takes_whole_tensor_passes(monkeypatch):
+    """Blocks are an eager-mode cache trick: torch.compile gets one max over the classes."""
+    logits = torch.randn(6, 81, 40)
+    labels = torch.randint(0, 81, (6, 40))
+    _block_rows(monkeypatch, 1, logits)
+    graphs = []
+
+    def record(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    compiled = torch.compile(cross_entropy_maps, backend=record, fullgraph=True, dynamic=False)
+    torch.testing.assert_close(compiled(logits, labels), cross_entropy_maps(logits, labels))
+    assert len(graphs) == 1
+    maxima = [node for node in graphs[0].graph.nodes
+              if node.op == 'call_method' and node.target == 'amax'
+              or node.op == 'call_function' and 'amax' in str(node.target)]
+    assert len(maxima) == 1, graphs[0].code
+
+
 def test_one_class_is_zero_loss_on_every_path(speedups, monkeypatch):
     logits = torch.randn(5, 1, 9, requires_grad=True)
     _block_rows(monkeypatch, 2, logits)
