@@ -18,9 +18,13 @@ def _block_rows(monkeypatch, rows, logits):
 
 @pytest.mark.parametrize('rows', [1, 4, 6])  # CPU path: blocks of 1, of 4 + 2, one block
 @pytest.mark.parametrize('scale', [1.0, 30.0])  # 30: logits far apart (max subtraction)
-def test_equals_torch_cross_entropy(scale, rows, speedups, monkeypatch):
+@pytest.mark.parametrize('layout', ['contiguous', 'classes last in memory'])
+def test_equals_torch_cross_entropy(scale, layout, rows, speedups, monkeypatch):
     gen = torch.Generator().manual_seed(int(scale))
-    logits = (torch.randn(6, 81, 50, generator=gen) * scale).requires_grad_()
+    logits = torch.randn(6, 81, 50, generator=gen) * scale
+    if layout != 'contiguous':
+        logits = logits.transpose(1, 2).contiguous().transpose(1, 2)  # (6, 81, 50) view
+    logits.requires_grad_()
     _block_rows(monkeypatch, rows, logits)
     labels = torch.randint(0, 81, (6, 50), generator=gen)
     upstream = torch.rand(6, 50, generator=gen) * (torch.rand(6, 50, generator=gen) > 0.5)
