@@ -16,7 +16,9 @@ stock parent is built from the same head dict with the stock type and the same w
   - ``crowded`` ones: class logits ~ N(logit(0.01), 1), thousands of pairs pass ``score_thr``.
 
 Stock and HPU runs alternate (:func:`~mmdet_hpu.analysis.benchmark.time_pair_ms`), so both
-see the same machine load.
+see the same machine load. ``--profile-post KIND`` then profiles ``--reps`` HPU
+post-processing calls of that kind (each after a stock call) and prints the ops they spend
+their time in (:mod:`mmdet_hpu.analysis.op_profile`).
 
 Example::
 
@@ -34,6 +36,7 @@ from mmdet.models.builder import build_head
 import mmdet_hpu  # noqa: F401  (registers the HPU heads)
 from mmdet_hpu.analysis.benchmark import SPEEDUP_HEADER, speedup_row, speedup_runs
 from mmdet_hpu.analysis.host import host_description
+from mmdet_hpu.analysis.op_profile import format_ops, profile_ops
 from mmdet_hpu.models.utils import gt_bucket, pad_gt_list
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -43,6 +46,8 @@ CONFIGS = {
     'atss': ('configs/atss/atss_r50_fpn_1x_coco.py', 'ATSSHead'),
 }
 COCO_COUNTS = (3, 12, 1, 7, 19, 2, 8, 5)
+POST_KINDS = ('fresh', 'sparse', 'crowded')
+PROFILED_OPS = 12  # ops listed by --profile-post
 
 
 def build_pair(name):
@@ -129,6 +134,9 @@ def main(argv=None):
     parser.add_argument('--runs', type=int, default=1,
                         help="separate measurements of --reps runs each; prints every run's "
                              'speed-up and their median (default: 1)')
+    parser.add_argument('--profile-post', choices=POST_KINDS, metavar='KIND',
+                        help='then profile --reps HPU post-processing calls of this kind '
+                             f'({", ".join(POST_KINDS)}) and list their costliest ops')
     args = parser.parse_args(argv)
     print(host_description())
     print(f'torch {torch.__version__}, threads {torch.get_num_threads()}, '
@@ -145,7 +153,7 @@ def main(argv=None):
         cases = [('targets+loss+backward',
                   train_fn(stock, outs, (boxes, labels), img_metas, {}),
                   train_fn(hpu, outs, padded[:2], img_metas, dict(gt_valid=padded[2])))]
-        for kind in ('fresh', 'sparse', 'crowded'):
+        for kind in POST_KINDS:
             post = head_outputs(hpu, args.batch_size, args.img_size, kind)
             stock.eval(), hpu.eval()
             cases.append((f'post-processing {kind}', post_fn(stock, post, img_metas),
@@ -156,6 +164,21 @@ def main(argv=None):
                 runs_ms = speedup_runs(stock_fn, hpu_fn, torch.device('cpu'), args.runs,
                                        args.reps, args.warmup)
             print(speedup_row(f'{name} {case}', runs_ms))
+        if args.profile_post:
+            _, stock_fn, hpu_fn = cases[1 + POST_KINDS.index(args.profile_post)]
+            print_post_profile(name, args.profile_post, stock_fn, hpu_fn, args.reps)
+
+
+def print_post_profile(name, kind, stock_fn, hpu_fn, calls):
+    """The costliest ops of ``calls`` HPU post-processing calls, each after a stock call."""
+    with torch.no_grad():
+        hpu_fn()
+        ops, top_level, total_ms = profile_ops(hpu_fn, calls, before=stock_fn)
+    print(f'{name} post-processing {kind}, HPU, profiled over {calls} calls (each after a stock '
+          f'call): {total_ms:.2f} ms per call with the profiler, {top_level:.0f} ops called '
+          'directly; most self time:')
+    for line in format_ops(ops, PROFILED_OPS):
+        print(line)
 
 
 if __name__ == '__main__':

@@ -180,6 +180,22 @@ def test_dense_head_benchmark_prints_every_case(capsys):
         assert len(_speedups_of(out, f'atss {case}')) == 2
 
 
+def test_dense_head_benchmark_profiles_the_chosen_post_processing(capsys):
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    try:
+        import benchmark_dense_heads as bench
+    finally:
+        sys.path.pop(0)
+    bench.main(['--heads', 'atss', '--img-size', '128', '--reps', '2', '--warmup', '0',
+                '--profile-post', 'fresh'])
+    out = capsys.readouterr().out.split('atss post-processing fresh, HPU, profiled over 2 calls',
+                                        1)[1]
+    ops = [line.split() for line in out.splitlines()[1:]]
+    assert len(ops) == bench.PROFILED_OPS
+    assert 'aten::topk' in [op[0] for op in ops]  # the fixed-size candidate selection
+    assert all(op[2] == 'ms' and op[4] == 'calls' for op in ops)
+
+
 def test_yolov3_benchmark_reports_the_host_on_screen_and_in_json(monkeypatch, tmp_path, capsys):
     """``tools/benchmark.py`` (timing stubbed out): the host line is printed and in ``--json``."""
     sys.path.insert(0, osp.join(REPO, 'tools'))
