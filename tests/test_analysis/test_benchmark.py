@@ -1,4 +1,5 @@
 """Smoke test of the benchmark (tiny sizes: it checks the plumbing, not the speed)."""
+import importlib
 import json
 import os
 import os.path as osp
@@ -88,12 +89,21 @@ def test_speedup_runs_measure_separately_and_the_row_gives_each_and_the_median()
     assert row.split()[1:4] == ['25.0', '7.5', '3.00x']
 
 
-def test_dense_head_benchmark_cases_have_the_stated_statistics():
+def _tool(name):
+    """A module of ``tools/`` (not a package), imported by name."""
     sys.path.insert(0, osp.join(REPO, 'tools'))
     try:
-        import benchmark_dense_heads as bench
+        return importlib.import_module(name)
     finally:
         sys.path.pop(0)
+
+
+def _anchor_bench():
+    return _tool('benchmark_anchor_heads')
+
+
+def test_dense_head_benchmark_cases_have_the_stated_statistics():
+    bench = _tool('benchmark_dense_heads')
     _, hpu = bench.build_pair('fcos')
     passing = {}
     for kind in ('fresh', 'sparse', 'crowded'):
@@ -103,15 +113,6 @@ def test_dense_head_benchmark_cases_have_the_stated_statistics():
     assert passing['fresh'] == 0
     assert 0 < passing['sparse'] <= 2 * num_levels * bench.CONFIDENT_POINTS
     assert passing['crowded'] > 2 * passing['sparse']
-
-
-def _anchor_bench():
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    try:
-        import benchmark_anchor_heads as bench
-    finally:
-        sys.path.pop(0)
-    return bench
 
 
 def test_anchor_head_loss_runs_time_one_step_each():
@@ -166,11 +167,7 @@ def test_anchor_head_benchmark_splits_the_hpu_step_by_phase(capsys):
 
 
 def test_dense_head_benchmark_prints_every_case(capsys):
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    try:
-        import benchmark_dense_heads as bench
-    finally:
-        sys.path.pop(0)
+    bench = _tool('benchmark_dense_heads')
     bench.main(['--heads', 'atss', '--img-size', '128', '--reps', '1', '--warmup', '0',
                 '--runs', '2'])
     out = capsys.readouterr().out
@@ -181,11 +178,7 @@ def test_dense_head_benchmark_prints_every_case(capsys):
 
 
 def test_dense_head_benchmark_profiles_the_chosen_post_processing(capsys):
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    try:
-        import benchmark_dense_heads as bench
-    finally:
-        sys.path.pop(0)
+    bench = _tool('benchmark_dense_heads')
     bench.main(['--heads', 'atss', '--img-size', '128', '--reps', '2', '--warmup', '0',
                 '--profile-post', 'fresh'])
     out = capsys.readouterr().out.split('atss post-processing fresh, HPU, profiled over 2 calls',
