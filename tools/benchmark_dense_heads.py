@@ -150,14 +150,16 @@ def main(argv=None):
         boxes, labels = ground_truth(args.batch_size, args.img_size, hpu.num_classes)
         padded = pad_gt_list(boxes, labels, hpu.max_num_gt,
                              num_rows=gt_bucket(max(map(len, boxes)), hpu.max_num_gt))
-        cases = [('targets+loss+backward',
-                  train_fn(stock, outs, (boxes, labels), img_metas, {}),
-                  train_fn(hpu, outs, padded[:2], img_metas, dict(gt_valid=padded[2])))]
+        train = (train_fn(stock, outs, (boxes, labels), img_metas, {}),
+                 train_fn(hpu, outs, padded[:2], img_metas, dict(gt_valid=padded[2])))
+        stock.eval(), hpu.eval()
+        # (stock call, HPU call) of each post-processing kind, by kind.
+        post_calls = {}
         for kind in POST_KINDS:
             post = head_outputs(hpu, args.batch_size, args.img_size, kind)
-            stock.eval(), hpu.eval()
-            cases.append((f'post-processing {kind}', post_fn(stock, post, img_metas),
-                          post_fn(hpu, post, img_metas)))
+            post_calls[kind] = (post_fn(stock, post, img_metas), post_fn(hpu, post, img_metas))
+        cases = [('targets+loss+backward', *train)]
+        cases += [(f'post-processing {kind}', *calls) for kind, calls in post_calls.items()]
         for case, stock_fn, hpu_fn in cases:
             grad = torch.enable_grad() if case.startswith('targets') else torch.no_grad()
             with grad:
@@ -165,8 +167,8 @@ def main(argv=None):
                                        args.reps, args.warmup)
             print(speedup_row(f'{name} {case}', runs_ms))
         if args.profile_post:
-            _, stock_fn, hpu_fn = cases[1 + POST_KINDS.index(args.profile_post)]
-            print_post_profile(name, args.profile_post, stock_fn, hpu_fn, args.reps)
+            print_post_profile(name, args.profile_post, *post_calls[args.profile_post],
+                               args.reps)
 
 
 def print_post_profile(name, kind, stock_fn, hpu_fn, calls):
