@@ -189,6 +189,33 @@ def test_dense_head_benchmark_profiles_the_chosen_post_processing(capsys):
     assert all(op[2] == 'ms' and op[4] == 'calls' for op in ops)
 
 
+def test_dense_head_benchmark_profiles_the_calls_of_the_chosen_kind(monkeypatch):
+    """The profiled calls are those built from the chosen kind's head outputs."""
+    bench = _tool('benchmark_dense_heads')
+    kind_of_outputs, profiled = {}, []
+    make_outputs, make_post = bench.head_outputs, bench.post_fn
+
+    def head_outputs(head, batch_size, size, kind, seed=0):
+        outs = make_outputs(head, batch_size, size, kind, seed)
+        kind_of_outputs[id(outs)] = kind
+        return outs
+
+    def post_fn(head, outs, img_metas):
+        call = make_post(head, outs, img_metas)
+        call.kind = kind_of_outputs[id(outs)]
+        return call
+
+    monkeypatch.setattr(bench, 'head_outputs', head_outputs)
+    monkeypatch.setattr(bench, 'post_fn', post_fn)
+    monkeypatch.setattr(bench, 'speedup_runs', lambda *args: [(1.0, 1.0)])
+    monkeypatch.setattr(bench, 'print_post_profile',
+                        lambda name, kind, stock_fn, hpu_fn, calls:
+                        profiled.append((kind, stock_fn.kind, hpu_fn.kind)))
+    for kind in bench.POST_KINDS:
+        bench.main(['--heads', 'atss', '--img-size', '64', '--profile-post', kind])
+    assert profiled == [(kind, kind, kind) for kind in bench.POST_KINDS]
+
+
 def test_yolov3_benchmark_reports_the_host_on_screen_and_in_json(monkeypatch, tmp_path, capsys):
     """``tools/benchmark.py`` (timing stubbed out): the host line is printed and in ``--json``."""
     sys.path.insert(0, osp.join(REPO, 'tools'))
