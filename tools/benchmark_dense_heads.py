@@ -150,15 +150,15 @@ def main(argv=None):
         boxes, labels = ground_truth(args.batch_size, args.img_size, hpu.num_classes)
         padded = pad_gt_list(boxes, labels, hpu.max_num_gt,
                              num_rows=gt_bucket(max(map(len, boxes)), hpu.max_num_gt))
-        train = (train_fn(stock, outs, (boxes, labels), img_metas, {}),
-                 train_fn(hpu, outs, padded[:2], img_metas, dict(gt_valid=padded[2])))
+        cases = [('targets+loss+backward',
+                  train_fn(stock, outs, (boxes, labels), img_metas, {}),
+                  train_fn(hpu, outs, padded[:2], img_metas, dict(gt_valid=padded[2])))]
         stock.eval(), hpu.eval()
         # (stock call, HPU call) of each post-processing kind, by kind.
         post_calls = {}
         for kind in POST_KINDS:
             post = head_outputs(hpu, args.batch_size, args.img_size, kind)
             post_calls[kind] = (post_fn(stock, post, img_metas), post_fn(hpu, post, img_metas))
-        cases = [('targets+loss+backward', *train)]
         cases += [(f'post-processing {kind}', *calls) for kind, calls in post_calls.items()]
         for case, stock_fn, hpu_fn in cases:
             grad = torch.enable_grad() if case.startswith('targets') else torch.no_grad()
